@@ -1,0 +1,275 @@
+"""The `jobruns` command: parses options, calls the library, prints results.
+
+No business logic lives here. Exit codes: 0 ok, 1 runtime failure, 2 usage error,
+130 interrupted. Tracebacks only with --debug; tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from extractor import __version__
+from extractor.errors import Interrupted, JobrunsError, UsageError
+
+log = logging.getLogger("jobruns")
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        metavar="PATH",
+        help="DuckDB store (default: $JOBRUNS_DB, else ./jobruns.duckdb).",
+    )(func)
+
+
+def _db_path(db: str | None) -> Path:
+    from extractor.config import resolve_db_path
+
+    return resolve_db_path(db)
+
+
+def _duration(value: str | None, option: str) -> timedelta | None:
+    if value is None:
+        return None
+    from extractor.config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="jobruns")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", is_flag=True, help="Show informational logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+    """Know what your Databricks jobs cost and how reliable they are.
+
+    jobruns extracts job runs from the Jobs API 2.2 into a local DuckDB file, incrementally,
+    and answers cost and reliability questions with SQL views.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
+
+
+# -- extract -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
+@click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
+@click.option("--profile", help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE).")
+@db_option
+@click.option("--since", metavar="DATE|DURATION", help="Start of the window: 2025-05-01, 14d, 6h.")
+@click.option("--until", metavar="DATE|DURATION", help="End of the window (default: now).")
+@click.option("--rescan", is_flag=True, help="Re-read the whole 60-day retention now.")
+@click.option("--full-refresh", is_flag=True, help="Re-fetch every run in the retention.")
+@click.option("--repair-window", default="7d", show_default=True, help="How far back repairs are looked for.")
+@click.option("--repair-every", default="1h", show_default=True, help="How often the repair window is re-read.")
+@click.option("--rescan-every", default="24h", show_default=True, help="How often the whole retention is re-read.")
+@click.option("--overlap", default="1h", show_default=True, help="Re-read this much before the watermark.")
+@click.option("--max-rps", type=float, default=28.0, show_default=True, help="Client-side request rate limit.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=10, show_default=True, help="Requests in flight.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def extract(
+    host: str | None,
+    token: str | None,
+    profile: str | None,
+    db: str | None,
+    since: str | None,
+    until: str | None,
+    rescan: bool,
+    full_refresh: bool,
+    repair_window: str,
+    repair_every: str,
+    rescan_every: str,
+    overlap: str,
+    max_rps: float,
+    concurrency: int,
+    quiet: bool,
+) -> None:
+    """Extract new and changed job runs into the store.
+
+    \b
+    First run: the whole API retention (60 days). Then, each run reads from the watermark
+    (minus --overlap), refreshes runs that were active, re-reads the last --repair-window
+    for repairs every --repair-every, and the whole retention every --rescan-every.
+    """
+    from extractor.config import parse_since, resolve_workspace
+
+    now = _now()
+    options = _extract_options(
+        since=parse_since(since, now) if since else None,
+        until=parse_since(until, now) if until else None,
+        rescan=rescan,
+        full_refresh=full_refresh,
+        repair_window=repair_window,
+        repair_every=repair_every,
+        rescan_every=rescan_every,
+        overlap=overlap,
+        concurrency=concurrency,
+    )
+    config = resolve_workspace(host=host, token=token, profile=profile)
+    run_extract(config, _db_path(db), options, max_rps=max_rps, quiet=quiet)
+
+
+def _extract_options(**values: Any) -> Any:
+    from extractor.extract import ExtractOptions
+
+    for name in ("repair_window", "repair_every", "rescan_every", "overlap"):
+        values[name] = _duration(values[name], "--" + name.replace("_", "-"))
+    if values["since"] and values["until"] and values["since"] >= values["until"]:
+        raise UsageError("--since must be before --until")
+    return ExtractOptions(**values)
+
+
+def run_extract(
+    config: Any, db: Path, options: Any, *, max_rps: float, quiet: bool
+) -> Any:
+    """Extract one workspace with a progress bar on a terminal, then print a summary."""
+    from extractor.client import JobsClient
+    from extractor.extract import extract as do_extract
+    from extractor.lock import ExtractLock
+    from extractor.progress import progress_sink
+    from extractor.store import Store
+
+    with (
+        ExtractLock(db),
+        JobsClient(config, max_rps=max_rps, max_concurrency=options.concurrency) as client,
+        progress_sink(enabled=not quiet) as sink,
+    ):
+        result = do_extract(client, Store(db), options, progress=sink)
+    if not quiet:
+        _print_summary(result)
+    return result
+
+
+def _print_summary(result: Any) -> None:
+    seconds = (result.finished_at - result.started_at).total_seconds()
+    parts = [
+        f"{result.runs_new} new",
+        f"{result.runs_changed} changed",
+        f"{result.runs_refreshed} refreshed",
+        f"{result.runs_deleted} deleted",
+    ]
+    extra = []
+    if result.rescan:
+        extra.append("full rescan")
+    elif result.repair_sweep:
+        extra.append("repair sweep")
+    stderr.print(
+        f"extracted workspace {result.workspace_id}: {', '.join(parts)} runs; "
+        f"{result.jobs_seen} jobs; {result.pages} pages, {result.requests} requests in {seconds:.1f} s"
+        + (f" ({', '.join(extra)})" if extra else "")
+    )
+    if result.skipped_runs:
+        stderr.print(
+            f"[yellow]skipped {len(result.skipped_runs)} runs without permission:[/] "
+            + ", ".join(str(r) for r in result.skipped_runs[:20])
+            + (" ..." if len(result.skipped_runs) > 20 else "")
+        )
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@db_option
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=2000, show_default=True)
+@click.option("--jobs", type=click.IntRange(1, 10_000), default=25, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def demo(db: str | None, runs: int, jobs: int, seed: int, quiet: bool) -> None:
+    """Extract a simulated workspace into a store, with nothing to configure.
+
+    Starts the built-in simulated Databricks workspace on 127.0.0.1 and runs the real
+    extraction against it over HTTP.
+    """
+    from extractor.demo import run_demo
+
+    path = Path(db) if db else Path(os.environ.get("JOBRUNS_DB") or "jobruns-demo.duckdb")
+    run_demo(path, runs=runs, jobs=jobs, seed=seed, quiet=quiet)
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@db_option
+@click.option("--check", is_flag=True, help="Exit 1 when the last successful extract is too old.")
+@click.option("--max-age", default="2h", show_default=True, help="Age allowed by --check.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(db: str | None, check: bool, max_age: str, fmt: str) -> None:
+    """Rows per table, watermarks, last extract and rescan, active runs."""
+    from extractor.status import read_status, render_status
+
+    path = _db_path(db)
+    if not path.exists():
+        raise UsageError(f"no store at {path}; run `jobruns extract` (or `jobruns demo`) first")
+    info = read_status(path)
+    render_status(info, fmt, click.echo)
+    if check:
+        limit = _duration(max_age, "--max-age")
+        assert limit is not None
+        last = info.last_success_at
+        if last is None or _now() - last > limit:
+            age = "never" if last is None else f"{(_now() - last).total_seconds() / 3600:.1f} h ago"
+            raise JobrunsError(f"last successful extract: {age} (allowed: {max_age})")
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry: run the group and turn errors into messages and exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="jobruns", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        stderr.print("interrupted")
+        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted):
+        if debug:
+            raise
+        stderr.print("interrupted: what was committed is kept; run again to continue")
+        sys.exit(130)
+    except JobrunsError as exc:
+        if debug:
+            raise
+        stderr.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

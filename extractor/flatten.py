@@ -1,0 +1,455 @@
+"""Turn API run and job objects into Arrow tables with exactly the store's columns.
+
+Pure functions: dicts in, Arrow tables out. No I/O, no logging, no clock. Unknown fields and
+enum values are kept as they came (raw JSON, plain strings) and reported back to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from extractor.schema import TABLES
+
+TERMINAL_LIFE_CYCLES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
+
+# Enum values this version knows (API reference §5). Others are stored as they are and reported.
+KNOWN_ENUMS: dict[str, frozenset[str]] = {
+    "life_cycle_state": frozenset(
+        {
+            "QUEUED",
+            "PENDING",
+            "RUNNING",
+            "TERMINATING",
+            "BLOCKED",
+            "WAITING_FOR_RETRY",
+            "TERMINATED",
+            "SKIPPED",
+            "INTERNAL_ERROR",
+        }
+    ),
+    "result_state": frozenset(
+        {
+            "SUCCESS",
+            "SUCCESS_WITH_FAILURES",
+            "FAILED",
+            "TIMEDOUT",
+            "CANCELED",
+            "MAXIMUM_CONCURRENT_RUNS_REACHED",
+            "EXCLUDED",
+            "UPSTREAM_FAILED",
+            "UPSTREAM_CANCELED",
+            "DISABLED",
+        }
+    ),
+    "status_state": frozenset(
+        {"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING", "TERMINATED"}
+    ),
+    "termination_code": frozenset(
+        {
+            "SUCCESS",
+            "SUCCESS_WITH_FAILURES",
+            "USER_CANCELED",
+            "CANCELED",
+            "SKIPPED",
+            "DISABLED",
+            "INTERNAL_ERROR",
+            "DRIVER_ERROR",
+            "CLUSTER_ERROR",
+            "CLOUD_FAILURE",
+            "BREAKING_CHANGE",
+            "REPOSITORY_CHECKOUT_FAILED",
+            "INVALID_CLUSTER_REQUEST",
+            "WORKSPACE_RUN_LIMIT_EXCEEDED",
+            "FEATURE_DISABLED",
+            "CLUSTER_REQUEST_LIMIT_EXCEEDED",
+            "STORAGE_ACCESS_ERROR",
+            "RUN_EXECUTION_ERROR",
+            "UNAUTHORIZED_ERROR",
+            "LIBRARY_INSTALLATION_ERROR",
+            "MAX_CONCURRENT_RUNS_EXCEEDED",
+            "MAX_SPARK_CONTEXTS_EXCEEDED",
+            "RESOURCE_NOT_FOUND",
+            "INVALID_RUN_CONFIGURATION",
+            "MAX_JOB_QUEUE_SIZE_EXCEEDED",
+            "BUDGET_POLICY_LIMIT_EXCEEDED",
+            "CLUSTER_TERMINATED_BY_USER",
+        }
+    ),
+    "termination_type": frozenset({"SUCCESS", "CLIENT_ERROR", "INTERNAL_ERROR", "CLOUD_FAILURE"}),
+    "run_type": frozenset({"JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"}),
+    "trigger": frozenset(
+        {
+            "PERIODIC",
+            "ONE_TIME",
+            "RETRY",
+            "RUN_JOB_TASK",
+            "FILE_ARRIVAL",
+            "TABLE",
+            "CONTINUOUS",
+            "CONTINUOUS_RESTART",
+            "JOB_COMPLETION",
+            "MODEL",
+        }
+    ),
+}
+
+# Tasks of these types run no code of their own, so they have no compute.
+NO_COMPUTE_TASK_TYPES = frozenset({"condition_task", "for_each_task", "run_job_task"})
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMPTZ": pa.timestamp("ms", tz="UTC"),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "BIGINT[]": pa.list_(pa.int64()),
+    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
+}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a store table, in column order."""
+    return pa.schema([(c, ARROW_TYPES[t]) for c, t in TABLES[table].items()])
+
+
+@dataclass
+class RunBundle:
+    """A run as fully fetched: the merged runs/get object and the iterations of its for-each tasks."""
+
+    run: dict[str, Any]
+    iterations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class FlatRuns:
+    """Arrow tables for runs and their children, plus the unknown enum values seen."""
+
+    runs: pa.Table
+    tasks: pa.Table
+    repair_history: pa.Table
+    task_iterations: pa.Table
+    unknown: set[tuple[str, str]]
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {
+            "runs": self.runs,
+            "tasks": self.tasks,
+            "repair_history": self.repair_history,
+            "task_iterations": self.task_iterations,
+        }
+
+
+class _Columns:
+    """Column-wise accumulation: appending to lists is far cheaper than building row dicts."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.names = list(TABLES[table])
+        self.data: dict[str, list[Any]] = {n: [] for n in self.names}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name in self.names:
+            self.data[name].append(row.get(name))
+
+    def to_arrow(self) -> pa.Table:
+        schema = arrow_schema(self.table)
+        return pa.table([pa.array(self.data[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def ms(value: Any) -> int | None:
+    """Epoch milliseconds from the API; 0 and missing mean "not yet" and become None."""
+    if value is None or value == 0:
+        return None
+    return int(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _states(obj: Mapping[str, Any], unknown: set[tuple[str, str]]) -> dict[str, Any]:
+    state = obj.get("state") or {}
+    status = obj.get("status") or {}
+    details = status.get("termination_details") or {}
+    out = {
+        "life_cycle_state": state.get("life_cycle_state"),
+        "result_state": state.get("result_state"),
+        "status_state": status.get("state"),
+        "termination_code": _str_or_none(details.get("code")),
+        "termination_type": _str_or_none(details.get("type")),
+        "state_message": details.get("message") or state.get("state_message") or None,
+    }
+    for name in ("life_cycle_state", "result_state", "status_state", "termination_code"):
+        value = out[name]
+        if value is not None and value not in KNOWN_ENUMS[name]:
+            unknown.add((name, str(value)))
+    out["is_active"] = not (
+        out["life_cycle_state"] in TERMINAL_LIFE_CYCLES or out["status_state"] == "TERMINATED"
+    )
+    return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _phases(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "queue_duration_ms": _int(obj.get("queue_duration")),
+        "setup_duration_ms": _int(obj.get("setup_duration")),
+        "execution_duration_ms": _int(obj.get("execution_duration")),
+        "cleanup_duration_ms": _int(obj.get("cleanup_duration")),
+    }
+
+
+def _phase_sum(obj: Mapping[str, Any]) -> int:
+    return sum(
+        int(obj.get(k) or 0) for k in ("setup_duration", "execution_duration", "cleanup_duration")
+    )
+
+
+def task_type(task: Mapping[str, Any]) -> str | None:
+    """The task's type: the one key ending in `_task` whose value is an object."""
+    for key, value in task.items():
+        if key.endswith("_task") and isinstance(value, dict):
+            return key
+    return None
+
+
+def _compute(
+    task: Mapping[str, Any], run: Mapping[str, Any], job_clusters: Mapping[str, Any]
+) -> dict[str, Any]:
+    ttype = task_type(task)
+    spec: Mapping[str, Any] = task
+    legacy = task.get("run_id") == run.get("run_id")
+    if not any(k in task for k in ("job_cluster_key", "new_cluster", "existing_cluster_id")):
+        cluster_spec = run.get("cluster_spec") or {}
+        if legacy or cluster_spec:
+            spec = cluster_spec
+    cluster: Mapping[str, Any] = {}
+    if spec.get("job_cluster_key"):
+        kind = "job_cluster"
+        cluster = job_clusters.get(spec["job_cluster_key"]) or {}
+    elif spec.get("new_cluster"):
+        kind = "new_cluster"
+        cluster = spec["new_cluster"]
+    elif spec.get("existing_cluster_id"):
+        kind = "existing_cluster"
+    elif ttype in NO_COMPUTE_TASK_TYPES:
+        kind = None
+    else:
+        kind = "serverless"
+    instance = task.get("cluster_instance") or (run.get("cluster_instance") if legacy else None)
+    autoscale = cluster.get("autoscale") or {}
+    num_workers = cluster.get("num_workers")
+    return {
+        "compute_kind": kind,
+        "cluster_id": (instance or {}).get("cluster_id"),
+        "job_cluster_key": spec.get("job_cluster_key"),
+        "existing_cluster_id": spec.get("existing_cluster_id"),
+        "environment_key": task.get("environment_key"),
+        "node_type_id": cluster.get("node_type_id"),
+        "driver_node_type_id": cluster.get("driver_node_type_id") or cluster.get("node_type_id"),
+        "num_workers": _int(num_workers),
+        "autoscale_min_workers": _int(autoscale.get("min_workers")),
+        "autoscale_max_workers": _int(autoscale.get("max_workers")),
+        "workers": _int(num_workers if num_workers is not None else autoscale.get("max_workers")),
+        "spark_version": cluster.get("spark_version"),
+        "runtime_engine": cluster.get("runtime_engine"),
+        "task_type": ttype,
+    }
+
+
+def _task_times(task: Mapping[str, Any], states: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "start_time": ms(task.get("start_time")),
+        "end_time": ms(task.get("end_time")),
+        **_phases(task),
+        "duration_ms": None if states["is_active"] else _phase_sum(task),
+    }
+
+
+def run_duration_ms(run: Mapping[str, Any], is_active: bool) -> int | None:
+    """run_duration when present, else setup + execution + cleanup; None while active."""
+    if is_active:
+        return None
+    if run.get("run_duration") is not None:
+        return int(run["run_duration"])
+    return _phase_sum(run)
+
+
+def flatten_runs(
+    bundles: Iterable[RunBundle], workspace_id: str, extracted_at: datetime
+) -> FlatRuns:
+    """Flatten fully fetched runs into the four run tables. Duplicate run_ids: the last wins."""
+    latest: dict[int, RunBundle] = {}
+    for bundle in bundles:
+        latest[int(bundle.run["run_id"])] = bundle
+    unknown: set[tuple[str, str]] = set()
+    runs, tasks = _Columns("runs"), _Columns("tasks")
+    repairs, iters = _Columns("repair_history"), _Columns("task_iterations")
+    extracted_ms = int(extracted_at.timestamp() * 1000)
+    for run_id, bundle in latest.items():
+        run = bundle.run
+        job_id = _int(run.get("job_id"))
+        states = _states(run, unknown)
+        for name in ("run_type", "trigger"):
+            if run.get(name) is not None and run[name] not in KNOWN_ENUMS[name]:
+                unknown.add((name, str(run[name])))
+        history = run.get("repair_history") or []
+        repair_of: dict[int, int] = {}
+        for item in history:
+            repair_id = int(item.get("id") or 0)
+            ids = [int(i) for i in item.get("task_run_ids") or []]
+            for task_run_id in ids:
+                repair_of[task_run_id] = repair_id
+            repairs.add(
+                {
+                    "workspace_id": workspace_id,
+                    "job_run_id": run_id,
+                    "repair_id": repair_id,
+                    "type": item.get("type"),
+                    "start_time": ms(item.get("start_time")),
+                    "end_time": ms(item.get("end_time")),
+                    **_states(item, unknown),
+                    "task_run_ids": ids,
+                }
+            )
+        run_tasks = run.get("tasks") or []
+        runs.add(
+            {
+                "workspace_id": workspace_id,
+                "run_id": run_id,
+                "job_id": job_id,
+                "run_name": run.get("run_name"),
+                "run_type": run.get("run_type"),
+                "trigger": run.get("trigger"),
+                "creator_user_name": run.get("creator_user_name"),
+                "start_time": ms(run.get("start_time")),
+                "end_time": ms(run.get("end_time")),
+                **states,
+                **_phases(run),
+                "run_duration_ms": _int(run.get("run_duration")),
+                "duration_ms": run_duration_ms(run, states["is_active"]),
+                "attempt_number": _int(run.get("attempt_number")),
+                "original_attempt_run_id": _int(run.get("original_attempt_run_id")),
+                "task_count": len(run_tasks),
+                "repair_count": sum(1 for item in history if item.get("type") == "REPAIR"),
+                "run_page_url": run.get("run_page_url"),
+                "deleted_at": None,
+                "raw": json.dumps(run, separators=(",", ":")),
+                "extracted_at": extracted_ms,
+            }
+        )
+        job_clusters = {
+            c.get("job_cluster_key"): c.get("new_cluster") or {}
+            for c in run.get("job_clusters") or []
+        }
+        for task in run_tasks:
+            task_run_id = int(task["run_id"])
+            tstates = _states(task, unknown)
+            iterations = bundle.iterations.get(task_run_id)
+            tasks.add(
+                {
+                    "workspace_id": workspace_id,
+                    "run_id": task_run_id,
+                    "job_run_id": run_id,
+                    "job_id": job_id,
+                    "task_key": task.get("task_key"),
+                    "attempt_number": _int(task.get("attempt_number")),
+                    "repair_id": repair_of.get(task_run_id) if history else None,
+                    **_task_times(task, tstates),
+                    "run_duration_ms": _int(task.get("run_duration")),
+                    **tstates,
+                    **_compute(task, run, job_clusters),
+                    "depends_on": [d.get("task_key") for d in task.get("depends_on") or []],
+                    "run_if": task.get("run_if"),
+                    "max_retries": _int(task.get("max_retries")),
+                    "timeout_seconds": _int(task.get("timeout_seconds")),
+                    "iteration_count": None if iterations is None else len(iterations),
+                    "raw": json.dumps(task, separators=(",", ":")),
+                }
+            )
+            for iteration in iterations or []:
+                istates = _states(iteration, unknown)
+                iters.add(
+                    {
+                        "workspace_id": workspace_id,
+                        "run_id": int(iteration["run_id"]),
+                        "parent_task_run_id": task_run_id,
+                        "job_run_id": run_id,
+                        "job_id": job_id,
+                        "task_key": iteration.get("task_key"),
+                        "attempt_number": _int(iteration.get("attempt_number")),
+                        **_task_times(iteration, istates),
+                        **istates,
+                        "cluster_id": (iteration.get("cluster_instance") or {}).get("cluster_id"),
+                        "raw": json.dumps(iteration, separators=(",", ":")),
+                    }
+                )
+    return FlatRuns(
+        runs=runs.to_arrow(),
+        tasks=tasks.to_arrow(),
+        repair_history=repairs.to_arrow(),
+        task_iterations=iters.to_arrow(),
+        unknown=unknown,
+    )
+
+
+def _trigger_kind(settings: Mapping[str, Any]) -> str | None:
+    if settings.get("continuous"):
+        return "continuous"
+    trigger = settings.get("trigger") or {}
+    for kind in ("file_arrival", "periodic", "table_update", "table", "model", "job_completion"):
+        if kind in trigger:
+            return kind
+    if settings.get("schedule"):
+        return "schedule"
+    return None
+
+
+def flatten_jobs(
+    jobs: Sequence[Mapping[str, Any]], workspace_id: str, extracted_at: datetime
+) -> pa.Table:
+    """Flatten jobs/list (or jobs/get) objects into the `jobs` table."""
+    cols = _Columns("jobs")
+    extracted_ms = int(extracted_at.timestamp() * 1000)
+    seen: dict[int, Mapping[str, Any]] = {int(j["job_id"]): j for j in jobs}
+    for job_id, job in seen.items():
+        settings = job.get("settings") or {}
+        schedule = settings.get("schedule") or {}
+        tags = settings.get("tags") or {}
+        cols.add(
+            {
+                "workspace_id": workspace_id,
+                "job_id": job_id,
+                "name": settings.get("name"),
+                "creator_user_name": job.get("creator_user_name"),
+                "run_as_user_name": job.get("run_as_user_name"),
+                "created_time": ms(job.get("created_time")),
+                "tags": [(str(k), str(v)) for k, v in tags.items()],
+                "schedule_cron": schedule.get("quartz_cron_expression"),
+                "schedule_timezone": schedule.get("timezone_id"),
+                "schedule_pause_status": schedule.get("pause_status"),
+                "trigger_kind": _trigger_kind(settings),
+                "continuous": bool(settings.get("continuous")),
+                "max_concurrent_runs": _int(settings.get("max_concurrent_runs")),
+                "timeout_seconds": _int(settings.get("timeout_seconds")),
+                "format": settings.get("format"),
+                "job_clusters": json.dumps(settings.get("job_clusters"))
+                if settings.get("job_clusters") is not None
+                else None,
+                "deleted_at": None,
+                "raw": json.dumps(job, separators=(",", ":")),
+                "extracted_at": extracted_ms,
+            }
+        )
+    return cols.to_arrow()

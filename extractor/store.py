@@ -1,0 +1,359 @@
+"""The DuckDB store: schema, migrations, upserts, extraction state and the extract log.
+
+It knows nothing of HTTP. Writes happen in short transactions on short-lived connections so
+that readers in other processes can get in between; upserts never rely on key constraints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from extractor.errors import StoreError
+from extractor.flatten import FlatRuns
+from extractor.schema import CHILDREN, SCHEMA_VERSION, TABLES
+
+log = logging.getLogger("jobruns.store")
+
+# How long an open waits for another process (a reader or the writer) to let go of the file.
+LOCK_WAIT_S = 30.0
+
+EXTRA_DDL = """
+CREATE TABLE IF NOT EXISTS jobruns_meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS extract_state (
+    workspace_id VARCHAR,
+    host VARCHAR,
+    watermark TIMESTAMPTZ,
+    last_extract_at TIMESTAMPTZ,
+    last_success_at TIMESTAMPTZ,
+    last_rescan_at TIMESTAMPTZ,
+    last_repair_sweep_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS extract_log (
+    extract_id VARCHAR,
+    workspace_id VARCHAR,
+    host VARCHAR,
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    status VARCHAR,
+    window_start TIMESTAMPTZ,
+    window_end TIMESTAMPTZ,
+    rescan BOOLEAN,
+    repair_sweep BOOLEAN,
+    pages BIGINT,
+    requests BIGINT,
+    runs_seen BIGINT,
+    runs_new BIGINT,
+    runs_changed BIGINT,
+    runs_refreshed BIGINT,
+    runs_deleted BIGINT,
+    jobs_seen BIGINT,
+    skipped_runs BIGINT[],
+    errors VARCHAR[],
+    duration_ms BIGINT,
+    message VARCHAR
+);
+"""
+
+STATE_COLUMNS = (
+    "watermark",
+    "last_extract_at",
+    "last_success_at",
+    "last_rescan_at",
+    "last_repair_sweep_at",
+)
+
+
+def table_ddl(name: str) -> str:
+    cols = ",\n    ".join(f'"{c}" {t}' for c, t in TABLES[name].items())
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n)"
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table of the current schema version (idempotent)."""
+    for name in TABLES:
+        con.execute(table_ddl(name))
+    con.execute(EXTRA_DDL)
+    row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        con.execute("INSERT INTO jobruns_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+@dataclass(frozen=True)
+class RunSignature:
+    """What the cheap listing tells about a run, enough to see that it changed."""
+
+    end_time: int | None
+    life_cycle_state: str | None
+    result_state: str | None
+    status_state: str | None
+    run_duration_ms: int | None
+    is_active: bool
+    deleted: bool
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _ts(value_ms: int | None) -> datetime | None:
+    return None if value_ms is None else datetime.fromtimestamp(value_ms / 1000, tz=UTC)
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+def open_connection(
+    path: Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process holds it; clear errors for bad files."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if _is_lock_error(exc) and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if _is_lock_error(exc):
+                raise StoreError(
+                    f"the store {path} stayed locked by another process for {wait_s:.0f} s; "
+                    "try again when the other jobruns command has finished"
+                ) from exc
+            raise StoreError(_describe_open_error(path, exc)) from exc
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(_describe_open_error(path, exc)) from exc
+
+
+def _describe_open_error(path: Path, exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"cannot write the store {path}: permission denied"
+    if not path.parent.exists():
+        return f"cannot create the store {path}: folder {path.parent} does not exist"
+    if "not a valid DuckDB database" in text or "Magic" in text or "not a DuckDB" in text:
+        return f"{path} is not a DuckDB file; pass another --db path"
+    return f"cannot open the store {path}: {text}"
+
+
+class Store:
+    """A jobruns DuckDB file. Connections are opened per unit of work and closed after it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- connections -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = open_connection(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction on a fresh connection, closed afterwards so readers get in."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def initialize(self) -> None:
+        """Create or migrate the schema; refuse a store written by a newer jobruns."""
+        with self.transaction() as con:
+            from extractor.migrations import migrate
+
+            migrate(con)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def state(self, workspace_id: str) -> dict[str, Any]:
+        with self.connect() as con:
+            return read_state(con, workspace_id)
+
+    def signatures(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, start_ms: int, end_ms: int
+    ) -> dict[int, RunSignature]:
+        """What the store holds of every run that started in [start_ms, end_ms]."""
+        rows = con.execute(
+            "SELECT run_id, epoch_ms(end_time), life_cycle_state, result_state, status_state,"
+            " run_duration_ms, is_active, deleted_at IS NOT NULL FROM runs"
+            " WHERE workspace_id = ? AND start_time BETWEEN make_timestamptz(? * 1000)"
+            " AND make_timestamptz(? * 1000)",
+            [workspace_id, start_ms, end_ms],
+        ).fetchall()
+        return {r[0]: RunSignature(*r[1:]) for r in rows}
+
+    def active_run_ids(self, workspace_id: str) -> list[int]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT run_id FROM runs WHERE workspace_id = ? AND is_active"
+                " AND deleted_at IS NULL ORDER BY start_time",
+                [workspace_id],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def upsert_runs(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, flat: FlatRuns
+    ) -> None:
+        """Replace each run in the batch, and all its child rows, by key."""
+        if flat.runs.num_rows == 0:
+            return
+        keys = pa.table({"run_id": flat.runs.column("run_id")})
+        con.register("batch_keys", keys)
+        try:
+            con.execute(
+                "DELETE FROM runs WHERE workspace_id = ? AND run_id IN (SELECT run_id FROM batch_keys)",
+                [workspace_id],
+            )
+            for child, parent_col in CHILDREN.items():
+                con.execute(
+                    f"DELETE FROM {child} WHERE workspace_id = ?"
+                    f" AND {parent_col} IN (SELECT run_id FROM batch_keys)",
+                    [workspace_id],
+                )
+            # A task run id belongs to one job run; delete by own key too, in case a
+            # run's tasks were first seen under a different parent (never expected).
+            for child in ("tasks", "task_iterations"):
+                table = getattr(flat, child)
+                if table.num_rows:
+                    con.register("child_keys", pa.table({"run_id": table.column("run_id")}))
+                    con.execute(
+                        f"DELETE FROM {child} WHERE workspace_id = ?"
+                        " AND run_id IN (SELECT run_id FROM child_keys)",
+                        [workspace_id],
+                    )
+                    con.unregister("child_keys")
+        finally:
+            con.unregister("batch_keys")
+        for name, table in flat.tables().items():
+            if table.num_rows:
+                insert_arrow(con, name, table)
+
+    def upsert_jobs(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, jobs: pa.Table, now: datetime
+    ) -> int:
+        """Replace listed jobs; mark jobs no longer listed as deleted. Returns jobs deleted."""
+        con.register("job_keys", pa.table({"job_id": jobs.column("job_id")}))
+        try:
+            con.execute(
+                "DELETE FROM jobs WHERE workspace_id = ? AND job_id IN (SELECT job_id FROM job_keys)",
+                [workspace_id],
+            )
+            if jobs.num_rows:
+                insert_arrow(con, "jobs", jobs)
+            row = con.execute(
+                "UPDATE jobs SET deleted_at = ? WHERE workspace_id = ? AND deleted_at IS NULL"
+                " AND job_id NOT IN (SELECT job_id FROM job_keys) RETURNING job_id",
+                [now, workspace_id],
+            ).fetchall()
+        finally:
+            con.unregister("job_keys")
+        return len(row)
+
+    def mark_deleted(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        run_ids: Iterable[int],
+        now: datetime,
+    ) -> int:
+        ids = sorted(set(run_ids))
+        if not ids:
+            return 0
+        con.register("gone_keys", pa.table({"run_id": pa.array(ids, type=pa.int64())}))
+        try:
+            rows = con.execute(
+                "UPDATE runs SET deleted_at = ?, is_active = false WHERE workspace_id = ?"
+                " AND deleted_at IS NULL AND run_id IN (SELECT run_id FROM gone_keys)"
+                " RETURNING run_id",
+                [now, workspace_id],
+            ).fetchall()
+        finally:
+            con.unregister("gone_keys")
+        return len(rows)
+
+    def save_state(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, host: str, **values: Any
+    ) -> None:
+        """Update some of the workspace's state columns (datetimes), creating its row."""
+        unknown = set(values) - set(STATE_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown state columns {unknown}")
+        exists = con.execute(
+            "SELECT count(*) FROM extract_state WHERE workspace_id = ?", [workspace_id]
+        ).fetchone()
+        if not exists or exists[0] == 0:
+            con.execute(
+                "INSERT INTO extract_state (workspace_id, host) VALUES (?, ?)", [workspace_id, host]
+            )
+        for column, value in values.items():
+            con.execute(
+                f"UPDATE extract_state SET {column} = ?, host = ? WHERE workspace_id = ?",
+                [value, host, workspace_id],
+            )
+
+    def log_extract(self, con: duckdb.DuckDBPyConnection, entry: dict[str, Any]) -> None:
+        columns = list(entry)
+        placeholders = ", ".join("?" for _ in columns)
+        con.execute(
+            f"INSERT INTO extract_log ({', '.join(columns)}) VALUES ({placeholders})",
+            [entry[c] for c in columns],
+        )
+
+
+def read_state(con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[str, Any]:
+    row = con.execute(
+        f"SELECT {', '.join(STATE_COLUMNS)} FROM extract_state WHERE workspace_id = ?",
+        [workspace_id],
+    ).fetchone()
+    if row is None:
+        return dict.fromkeys(STATE_COLUMNS)
+    return dict(zip(STATE_COLUMNS, row, strict=True))
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    con.register("arrow_batch", data)
+    try:
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM arrow_batch")
+    finally:
+        con.unregister("arrow_batch")
+
+
+def dumps_safe(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+__all__ = [
+    "RunSignature",
+    "Store",
+    "create_tables",
+    "insert_arrow",
+    "open_connection",
+    "read_state",
+    "table_ddl",
+]
