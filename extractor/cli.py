@@ -6,10 +6,11 @@ No business logic lives here. Exit codes: 0 ok, 1 runtime failure, 2 usage error
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,12 +89,34 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @click.option("--until", metavar="DATE|DURATION", help="End of the window (default: now).")
 @click.option("--rescan", is_flag=True, help="Re-read the whole 60-day retention now.")
 @click.option("--full-refresh", is_flag=True, help="Re-fetch every run in the retention.")
-@click.option("--repair-window", default="7d", show_default=True, help="How far back repairs are looked for.")
-@click.option("--repair-every", default="1h", show_default=True, help="How often the repair window is re-read.")
-@click.option("--rescan-every", default="24h", show_default=True, help="How often the whole retention is re-read.")
-@click.option("--overlap", default="1h", show_default=True, help="Re-read this much before the watermark.")
-@click.option("--max-rps", type=float, default=28.0, show_default=True, help="Client-side request rate limit.")
-@click.option("--concurrency", type=click.IntRange(1, 32), default=10, show_default=True, help="Requests in flight.")
+@click.option(
+    "--repair-window", default="7d", show_default=True, help="How far back repairs are looked for."
+)
+@click.option(
+    "--repair-every",
+    default="1h",
+    show_default=True,
+    help="How often the repair window is re-read.",
+)
+@click.option(
+    "--rescan-every",
+    default="24h",
+    show_default=True,
+    help="How often the whole retention is re-read.",
+)
+@click.option(
+    "--overlap", default="1h", show_default=True, help="Re-read this much before the watermark."
+)
+@click.option(
+    "--max-rps", type=float, default=28.0, show_default=True, help="Client-side request rate limit."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=10,
+    show_default=True,
+    help="Requests in flight.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def extract(
     host: str | None,
@@ -147,9 +170,7 @@ def _extract_options(**values: Any) -> Any:
     return ExtractOptions(**values)
 
 
-def run_extract(
-    config: Any, db: Path, options: Any, *, max_rps: float, quiet: bool
-) -> Any:
+def run_extract(config: Any, db: Path, options: Any, *, max_rps: float, quiet: bool) -> Any:
     """Extract one workspace with a progress bar on a terminal, then print a summary."""
     from extractor.client import JobsClient
     from extractor.extract import extract as do_extract
@@ -222,7 +243,9 @@ def demo(db: str | None, runs: int, jobs: int, seed: int, quiet: bool) -> None:
 @db_option
 @click.option("--check", is_flag=True, help="Exit 1 when the last successful extract is too old.")
 @click.option("--max-age", default="2h", show_default=True, help="Age allowed by --check.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def status(db: str | None, check: bool, max_age: str, fmt: str) -> None:
     """Rows per table, watermarks, last extract and rescan, active runs."""
     from extractor.status import read_status, render_status
@@ -239,6 +262,150 @@ def status(db: str | None, check: bool, max_age: str, fmt: str) -> None:
         if last is None or _now() - last > limit:
             age = "never" if last is None else f"{(_now() - last).total_seconds() / 3600:.1f} h ago"
             raise JobrunsError(f"last successful extract: {age} (allowed: {max_age})")
+
+
+# -- analytics ------------------------------------------------------------------------------
+
+
+def _open_for_reading(db: str | None) -> Any:
+    from extractor.views import connect
+
+    path = _db_path(db)
+    if not path.exists():
+        raise UsageError(f"no store at {path}; run `jobruns extract` (or `jobruns demo`) first")
+    return connect(path, read_only=True)
+
+
+@cli.command()
+@db_option
+def init(db: str | None) -> None:
+    """Create (or migrate) the store and its views, without extracting anything."""
+    from extractor.views import create_views
+
+    with _writable_store(db) as store, store.transaction() as con:
+        create_views(con)
+    click.echo(f"store ready: {store.path}")
+
+
+@cli.command()
+def views() -> None:
+    """List the SQL views with what each answers."""
+    from extractor.views import list_views
+
+    names = list_views()
+    width = max(len(n) for n, _ in names)
+    for name, description in names:
+        click.echo(f"{name.ljust(width)}  {description}")
+
+
+@cli.command()
+@click.argument("sql")
+@db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+def query(sql: str, db: str | None, fmt: str, output: Path | None) -> None:
+    """Run one read-only SQL statement against the store (views included).
+
+    \b
+    jobruns query "SELECT * FROM job_reliability ORDER BY success_rate LIMIT 10"
+    jobruns query "SELECT * FROM run_cost" --format parquet -o run_cost.parquet
+    """
+    from extractor.report import run_query
+
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs --output FILE")
+    con = _open_for_reading(db)
+    try:
+        run_query(con, sql, fmt, output, console=Console())  # type: ignore[arg-type]
+    finally:
+        con.close()
+
+
+@cli.command()
+@db_option
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option("--job", "job_id", type=int, help="Only this job.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+def report(db: str | None, days: int, job_id: int | None, fmt: str) -> None:
+    """The Monday report: spend, movers, reliability, waste, flaky tasks, stuck runs."""
+    from extractor.report import build_report, render_json, render_markdown, render_text
+
+    con = _open_for_reading(db)
+    try:
+        data = build_report(con, days=days, job_id=job_id)
+    finally:
+        con.close()
+    if fmt == "json":
+        click.echo(render_json(data))
+    elif fmt == "markdown":
+        click.echo(render_markdown(data))
+    else:
+        render_text(data, Console())
+
+
+@cli.group()
+def rates() -> None:
+    """The rate card: DBU per hour of node types and prices per DBU."""
+
+
+@rates.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def rates_import(file: Path, db: str | None) -> None:
+    """Load negotiated prices or node DBU rates from a CSV (kind,cloud,name,value,...)."""
+    from extractor.cost import import_rates
+
+    with _writable_store(db) as store, store.transaction() as con:
+        count = import_rates(con, file)
+    click.echo(f"imported {count} rates into {store.path}")
+
+
+@cli.group()
+def billing() -> None:
+    """Billed usage exported from system.billing (preferred over estimates)."""
+
+
+@billing.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--prices",
+    "prices",
+    is_flag=True,
+    help="FILE is an export of system.billing.list_prices, not of system.billing.usage.",
+)
+@db_option
+def billing_import(file: Path, prices: bool, db: str | None) -> None:
+    """Load an export of system.billing.usage (or list_prices), CSV or Parquet."""
+    from extractor.cost import import_billing, import_list_prices
+
+    with _writable_store(db) as store, store.transaction() as con:
+        count = (import_list_prices if prices else import_billing)(con, file)
+    what = "price rows" if prices else "usage rows"
+    click.echo(f"imported {count} {what} into {store.path}")
+
+
+@contextlib.contextmanager
+def _writable_store(db: str | None) -> Iterator[Any]:
+    """The store, initialised, with the writer lock held: imports never race an extract."""
+    from extractor.lock import ExtractLock
+    from extractor.store import Store
+
+    store = Store(_db_path(db))
+    with ExtractLock(store.path):
+        store.initialize()
+        yield store
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ It never writes from more than one thread and never moves the watermark past uns
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -286,9 +287,10 @@ class Extraction:
         self._flush()
 
         new_watermark = watermark
-        if (opts.until is None and (
-            watermark is None or start <= _ms(watermark) or opts.full_refresh
-        )) or (opts.until is not None and watermark is not None and start <= _ms(watermark) < end):
+        if (
+            opts.until is None
+            and (watermark is None or start <= _ms(watermark) or opts.full_refresh)
+        ) or (opts.until is not None and watermark is not None and start <= _ms(watermark) < end):
             new_watermark = _dt(end)
         stamps: dict[str, Any] = {"last_extract_at": _dt(t0), "last_success_at": _dt(t0)}
         if new_watermark is not None:
@@ -325,9 +327,7 @@ class Extraction:
             stored = [
                 self.store.signatures(con, self.workspace_id, r.start_ms, r.end_ms) for r in ranges
             ]
-        with ThreadPoolExecutor(
-            max_workers=self.options.concurrency, thread_name_prefix="jobruns"
-        ) as pool:
+        with _pool(self.options.concurrency) as pool:
             pending: dict[Future[Any], tuple[str, Any]] = {}
 
             def list_page(index: int, lo: int, hi: int, token: str | None) -> None:
@@ -456,9 +456,7 @@ class Extraction:
         todo = [r for r in active_before if r not in self._done]
         if not todo:
             return
-        with ThreadPoolExecutor(
-            max_workers=self.options.concurrency, thread_name_prefix="jobruns"
-        ) as pool:
+        with _pool(self.options.concurrency) as pool:
             futures = {pool.submit(self._complete, "get", {"run_id": r}): r for r in todo}
             try:
                 for fut in list(futures):
@@ -519,6 +517,18 @@ class Extraction:
             if found:
                 return found
         return self.client.workspace_id or self.client.host
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, on error or Ctrl-C, cancels queued work instead of waiting for it."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jobruns")
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _ms_delta(value: timedelta) -> int:

@@ -38,7 +38,9 @@ class ExtractLock:
             handle.seek(0)
             owner = handle.read().strip() or "unknown pid"
             handle.close()
-            raise LockedError(f"another extract is running ({owner}) on {self.path.with_suffix('')}")
+            raise LockedError(
+                f"another extract is running ({owner}) on {self.path.with_suffix('')}"
+            )
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")

@@ -41,7 +41,10 @@ def progress_sink(*, enabled: bool = True) -> Iterator[RichProgress | None]:
         return
     console = Console(stderr=True)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         yield RichProgress(progress)

@@ -1,0 +1,730 @@
+"""HTTP client of the Databricks Jobs API 2.2: auth header, rate limit, retries, paging; returns dicts.
+
+It knows nothing of DuckDB or of the extraction algorithm, and it must never write a token, a
+client secret or an Authorization header into a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+
+from extractor import __version__
+from extractor.config import WorkspaceConfig
+from extractor.errors import (
+    ApiError,
+    AuthError,
+    JobrunsError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+logger = logging.getLogger("jobruns.client")
+
+JsonDict = dict[str, Any]
+Params = Mapping[str, str | int | bool | None]
+
+USER_AGENT: Final = f"jobruns/{__version__}"
+RUNS_LIST: Final = "/api/2.2/jobs/runs/list"
+RUNS_GET: Final = "/api/2.2/jobs/runs/get"
+JOBS_LIST: Final = "/api/2.2/jobs/list"
+JOBS_GET: Final = "/api/2.2/jobs/get"
+OAUTH_TOKEN: Final = "/oidc/v1/token"
+
+RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_CAP_S: Final = 60.0
+BACKOFF_BASE_S: Final = 1.0
+BACKOFF_CAP_S: Final = 30.0
+# A host that cannot be resolved or refuses connections should fail fast (~30 s worst case: this
+# budget plus one connect timeout), not after the whole per-call deadline.
+CONNECT_RETRY_BUDGET_S: Final = 20.0
+CONNECT_TIMEOUT_S: Final = 10.0
+RUNS_LIST_FALLBACK_LIMIT: Final = 20
+JOBS_LIST_LIMIT: Final = 100
+MAX_RUN_READS: Final = 3
+OAUTH_MAX_EARLY_REFRESH_S: Final = 20 * 60.0
+
+RUN_ARRAYS: Final = ("tasks", "job_clusters", "job_parameters", "repair_history", "iterations")
+JOB_SETTINGS_ARRAYS: Final = ("tasks", "job_clusters", "environments", "parameters")
+PAGING_KEYS: Final = ("next_page_token", "prev_page_token", "has_more")
+
+_TITLE_RE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_INVALID_TOKEN = "invalid access token"
+
+
+class _TokenBucket:
+    """Thread-safe token bucket that halves its rate after a 429 and recovers over ~10 s.
+
+    Each caller reserves a token (the balance may go negative) and sleeps off its own deficit
+    outside the lock, so waiting threads are served in arrival order without busy loops.
+    """
+
+    def __init__(
+        self, rate: float, monotonic: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("max_rps must be positive")
+        self._max_rate = rate
+        self._min_rate = min(rate, max(rate / 32, 0.2))
+        self._rate = rate
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._last = monotonic()
+        self._tokens = self._capacity()
+        self._not_before = 0.0
+        self._last_slowdown = float("-inf")
+
+    def _capacity(self) -> float:
+        # A fifth of a second's worth: smooth enough not to trip concurrency limits.
+        return max(1.0, self._rate / 5)
+
+    def _advance(self, now: float) -> None:
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        self._tokens = min(self._capacity(), self._tokens + elapsed * self._rate)
+        self._rate = min(self._max_rate, self._rate + elapsed * self._max_rate / 20)
+
+    @property
+    def rate(self) -> float:
+        with self._lock:
+            return self._rate
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._monotonic()
+            self._advance(now)
+            self._tokens -= 1.0
+            wait = max(-self._tokens / self._rate, self._not_before - now, 0.0)
+        if wait > 0:
+            self._sleep(wait)
+
+    def slow_down(self, pause_s: float) -> None:
+        """After a 429: halve the rate (once per second at most) and pause every caller."""
+        with self._lock:
+            now = self._monotonic()
+            self._advance(now)
+            if now - self._last_slowdown >= 1.0:
+                self._rate = max(self._min_rate, self._rate / 2)
+                self._tokens = min(self._tokens, self._capacity())
+                self._last_slowdown = now
+            self._not_before = max(self._not_before, now + pause_s)
+
+
+class _RetryableError(Exception):
+    """Internal carrier: a real error plus how to wait before the next attempt."""
+
+    def __init__(
+        self, error: JobrunsError, *, retry_after: float | None = None, connect: bool = False
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.connect = connect
+
+
+class JobsClient:
+    """Read-only client of the four Jobs endpoints jobruns needs; safe to share between threads."""
+
+    def __init__(
+        self,
+        config: WorkspaceConfig,
+        *,
+        max_rps: float = 25.0,
+        max_concurrency: int = 8,
+        deadline_s: float = 300.0,
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.config = config
+        self.host = config.host
+        self._deadline_s = deadline_s
+        self._timeout_s = timeout_s
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._rng = rng if rng is not None else random.Random()
+        self._rng_lock = threading.Lock()
+        self._bucket = _TokenBucket(max_rps, monotonic, sleep)
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._stats_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._endpoint_counts: Counter[str] = Counter()
+        self._workspace_id: str | None = None
+        self._runs_limit_cap: int | None = None
+        self._token_lock = threading.Lock()
+        self._access_token: str | None = None
+        self._access_token_stale_at = float("-inf")
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if config.workspace_id:
+            headers["X-Databricks-Workspace-Id"] = config.workspace_id
+        self._http = httpx.Client(
+            base_url=config.host,
+            transport=transport,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
+            follow_redirects=False,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> JobsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"JobsClient({self.config!r})"
+
+    # -- observability ---------------------------------------------------------------------------
+
+    @property
+    def workspace_id(self) -> str | None:
+        """The X-Databricks-Org-Id of the first response seen; None before any response."""
+        with self._stats_lock:
+            return self._workspace_id
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since construction: requests, retries, throttled (429s), bytes, per endpoint."""
+        with self._stats_lock:
+            return {
+                "requests": self._counts["requests"],
+                "retries": self._counts["retries"],
+                "throttled": self._counts["throttled"],
+                "bytes": self._counts["bytes"],
+                "endpoints": dict(self._endpoint_counts),
+                "rate_limit_rps": round(self._bucket.rate, 3),
+            }
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def list_runs_page(
+        self,
+        *,
+        start_time_from: int | None,
+        start_time_to: int | None,
+        page_token: str | None = None,
+        expand_tasks: bool = True,
+        limit: int = 25,
+        active_only: bool = False,
+        job_id: int | None = None,
+    ) -> JsonDict:
+        """One page of jobs/runs/list (newest first); follow `next_page_token`, never `has_more`."""
+        with self._stats_lock:
+            cap = self._runs_limit_cap
+        effective = min(limit, cap) if cap is not None else limit
+        params: dict[str, str | int | bool | None] = {
+            "start_time_from": start_time_from,
+            "start_time_to": start_time_to,
+            "page_token": page_token,
+            "expand_tasks": expand_tasks,
+            "limit": effective,
+            "active_only": True if active_only else None,
+            "job_id": job_id,
+        }
+        try:
+            return self._get(RUNS_LIST, params)
+        except ApiError as exc:
+            if not _is_limit_rejection(exc) or effective <= RUNS_LIST_FALLBACK_LIMIT:
+                raise
+            logger.warning(
+                "%s refused limit=%d (%s); using limit=%d from now on",
+                RUNS_LIST,
+                effective,
+                exc,
+                RUNS_LIST_FALLBACK_LIMIT,
+            )
+            with self._stats_lock:
+                self._runs_limit_cap = RUNS_LIST_FALLBACK_LIMIT
+            params["limit"] = RUNS_LIST_FALLBACK_LIMIT
+            return self._get(RUNS_LIST, params)
+
+    def iter_runs_pages(
+        self,
+        start_time_from: int | None,
+        start_time_to: int | None,
+        *,
+        expand_tasks: bool = True,
+        active_only: bool = False,
+        job_id: int | None = None,
+    ) -> Iterator[JsonDict]:
+        """Every page of runs/list for the window, until `next_page_token` is absent or empty."""
+
+        def fetch(token: str | None) -> JsonDict:
+            return self.list_runs_page(
+                start_time_from=start_time_from,
+                start_time_to=start_time_to,
+                page_token=token,
+                expand_tasks=expand_tasks,
+                active_only=active_only,
+                job_id=job_id,
+            )
+
+        return self._follow_pages(fetch, RUNS_LIST)
+
+    def get_run_page(
+        self, run_id: int, *, include_history: bool = True, page_token: str | None = None
+    ) -> JsonDict:
+        """One page of jobs/runs/get (arrays hold at most 100 elements each)."""
+        params = {"run_id": run_id, "include_history": include_history, "page_token": page_token}
+        return self._get(RUNS_GET, params)
+
+    def get_run(self, run_id: int, *, include_history: bool = True) -> JsonDict:
+        """The whole run: every page's tasks, job_clusters, job_parameters, repair_history and
+        iterations appended to the first page, without paging keys.
+
+        If the run changes between pages (its end_time or status differ), the read starts over, up
+        to MAX_RUN_READS times; the last read is returned even if the run kept changing.
+        """
+        merged: JsonDict = {}
+        for attempt in range(1, MAX_RUN_READS + 1):
+            merged, consistent = self._read_run_once(run_id, include_history)
+            if consistent:
+                return merged
+            logger.info("run %s changed while its pages were read (read %d)", run_id, attempt)
+        logger.warning(
+            "run %s kept changing across %d reads; keeping the last one", run_id, MAX_RUN_READS
+        )
+        return merged
+
+    def iter_jobs(self, *, expand_tasks: bool = False) -> Iterator[JsonDict]:
+        """Every job of the workspace (jobs/list, 100 per page), one dict per job."""
+
+        def fetch(token: str | None) -> JsonDict:
+            params = {"limit": JOBS_LIST_LIMIT, "expand_tasks": expand_tasks, "page_token": token}
+            return self._get(JOBS_LIST, params)
+
+        for page in self._follow_pages(fetch, JOBS_LIST):
+            yield from page.get("jobs") or []
+
+    def get_job(self, job_id: int) -> JsonDict:
+        """The whole job: settings.tasks, job_clusters, environments and parameters of all pages."""
+
+        def fetch(token: str | None) -> JsonDict:
+            return self._get(JOBS_GET, {"job_id": job_id, "page_token": token})
+
+        pages = self._follow_pages(fetch, JOBS_GET)
+        merged = _strip_paging(next(pages), JOB_SETTINGS_ARRAYS, "settings")
+        for page in pages:
+            _append_arrays(
+                merged.setdefault("settings", {}), page.get("settings") or {}, JOB_SETTINGS_ARRAYS
+            )
+        return merged
+
+    # -- paging helpers --------------------------------------------------------------------------
+
+    def _follow_pages(
+        self, fetch: Callable[[str | None], JsonDict], path: str
+    ) -> Generator[JsonDict, None, None]:
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            page = fetch(token)
+            yield page
+            token = page.get("next_page_token") or None
+            if token is None:
+                return
+            if token in seen:
+                raise ApiError(
+                    f"{path} on {self.host} returned a page token it had already returned; "
+                    "stopping instead of looping forever"
+                )
+            seen.add(token)
+
+    def _read_run_once(self, run_id: int, include_history: bool) -> tuple[JsonDict, bool]:
+        def fetch(token: str | None) -> JsonDict:
+            return self.get_run_page(run_id, include_history=include_history, page_token=token)
+
+        pages = self._follow_pages(fetch, RUNS_GET)
+        first = next(pages)
+        merged = _strip_paging(first, RUN_ARRAYS, None)
+        seen_tasks = {task.get("run_id") for task in merged.get("tasks", [])}
+        for page in pages:
+            if _changed(first, page, "end_time") or _changed(first, page, "status"):
+                pages.close()
+                return merged, False
+            # A for-each task run repeats its single task on every page: keep only new task runs.
+            page = dict(page)
+            tasks = [t for t in page.pop("tasks", None) or [] if t.get("run_id") not in seen_tasks]
+            seen_tasks.update(t.get("run_id") for t in tasks)
+            page["tasks"] = tasks
+            _append_arrays(merged, page, RUN_ARRAYS)
+        return merged, True
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Params) -> JsonDict:
+        query = {k: _query_value(v) for k, v in params.items() if v is not None}
+        return self._call("GET", path, query=query, oauth_request=False)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+        oauth_request: bool,
+    ) -> JsonDict:
+        """One logical call with retries under the deadline; raises the last real error."""
+        start = self._monotonic()
+        deadline = start + self._deadline_s
+        connect_failing_since: float | None = None
+        refreshed_token = False
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {} if oauth_request else {"Authorization": self._authorization()}
+            try:
+                return self._attempt(method, path, query, form, headers, oauth_request)
+            except AuthError:
+                if oauth_request or self.config.auth_kind != "oauth-m2m" or refreshed_token:
+                    raise
+                # The cached OAuth token may have been revoked or expired early: fetch once more.
+                refreshed_token = True
+                self._invalidate_token(headers["Authorization"])
+                logger.warning(
+                    "%s %s: access token refused; fetching a new OAuth token", method, path
+                )
+                continue
+            except _RetryableError as retry:
+                error = retry.error
+                now = self._monotonic()
+                if retry.connect:
+                    if connect_failing_since is None:
+                        connect_failing_since = now
+                    limit = min(deadline, connect_failing_since + CONNECT_RETRY_BUDGET_S)
+                else:
+                    connect_failing_since = None
+                    limit = deadline
+                delay = self._delay(attempt, retry.retry_after)
+                if now + delay > limit:
+                    raise error from None
+                with self._stats_lock:
+                    self._counts["retries"] += 1
+                logger.warning(
+                    "%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay
+                )
+                self._sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        with self._rng_lock:
+            jitter = self._rng.random()
+        if retry_after is not None:
+            return retry_after + jitter * 0.5
+        # Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+        return jitter * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (attempt - 1))
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        form: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        oauth_request: bool,
+    ) -> JsonDict:
+        self._bucket.acquire()
+        auth = None
+        if oauth_request:
+            secret = self.config.client_secret
+            auth = httpx.BasicAuth(
+                self.config.client_id or "", secret.get_secret_value() if secret else ""
+            )
+        with self._stats_lock:
+            self._counts["requests"] += 1
+            self._endpoint_counts[path] += 1
+        began = self._monotonic()
+        try:
+            with self._slots:
+                response = self._http.request(
+                    method, path, params=query, data=form, headers=headers, auth=auth
+                )
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, path) from None
+        elapsed_ms = (self._monotonic() - began) * 1000
+        self._record(response)
+        logger.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, elapsed_ms)
+        if response.is_success:
+            return self._json_body(response, path)
+        error = self._error_from_response(response, path, oauth_request)
+        if response.status_code == 429:
+            with self._stats_lock:
+                self._counts["throttled"] += 1
+        if response.status_code not in RETRYABLE_STATUS:
+            raise error
+        retry_after = _retry_after_seconds(response)
+        if retry_after is not None:
+            retry_after = min(retry_after, RETRY_AFTER_CAP_S)
+        if response.status_code == 429:
+            self._bucket.slow_down(retry_after if retry_after is not None else 1.0)
+        raise _RetryableError(error, retry_after=retry_after)
+
+    def _record(self, response: httpx.Response) -> None:
+        org_id = response.headers.get("X-Databricks-Org-Id")
+        with self._stats_lock:
+            self._counts["bytes"] += len(response.content)
+            if self._workspace_id is None and org_id:
+                self._workspace_id = org_id.strip()
+
+    def _transport_error(self, exc: httpx.TransportError, path: str) -> Exception:
+        detail = self._scrub(str(exc) or type(exc).__name__)
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return _RetryableError(
+                NetworkError(
+                    f"cannot reach {self.host}: {detail} (check the host name, network or proxy)"
+                ),
+                connect=True,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return _RetryableError(
+                NetworkError(
+                    f"no answer from {self.host} for {path} within {self._timeout_s:g} s ({detail})"
+                )
+            )
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            return _RetryableError(
+                NetworkError(f"connection to {self.host} dropped during {path}: {detail}")
+            )
+        return NetworkError(f"cannot talk to {self.host}: {type(exc).__name__}: {detail}")
+
+    def _json_body(self, response: httpx.Response, path: str) -> JsonDict:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(
+                self._not_json_message(response, path), status=response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{path} on {self.host} returned JSON that is not an object",
+                status=response.status_code,
+            )
+        return body
+
+    def _not_json_message(self, response: httpx.Response, path: str) -> str:
+        status = response.status_code
+        text = response.text.strip()
+        if text[:200].lower().startswith(
+            ("<!doctype", "<html", "<")
+        ) or "html" in response.headers.get("Content-Type", ""):
+            hint = " (gateway error)" if status in (502, 503, 504) else ""
+            title = _TITLE_RE.search(text)
+            shown = f": {_short(title.group(1))}" if title and not hint else ""
+            return f"HTTP {status} from {self.host} returned an HTML page, not JSON{hint}{shown} [{path}]"
+        kind = response.headers.get("Content-Type") or "no content type"
+        snippet = f": {_short(text, 80)}" if text else " (empty body)"
+        return f"HTTP {status} from {self.host} returned a non-JSON body ({kind}){snippet} [{path}]"
+
+    def _error_from_response(
+        self, response: httpx.Response, path: str, oauth_request: bool
+    ) -> JobrunsError:
+        status = response.status_code
+        error_code: str | None = None
+        message = ""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict):
+            raw_code = body.get("error_code", body.get("error"))
+            error_code = None if raw_code is None else str(raw_code)
+            message = str(
+                body.get("message") or body.get("error_description") or body.get("error") or ""
+            )
+            code = f"{error_code}: " if error_code else ""
+            detail = self._scrub(f"{code}{_short(message) or '(no message)'} [{path}]")
+            sentence = f"HTTP {status} from {self.host}: {detail}"
+        else:
+            message = response.text
+            sentence = detail = self._scrub(self._not_json_message(response, path))
+        reason = response.headers.get("X-Databricks-Reason-Phrase", "")
+        token_refused = _INVALID_TOKEN in (message + " " + reason).lower()
+
+        if oauth_request:
+            if status in (400, 401, 403):
+                return AuthError(
+                    f"OAuth token request to {self.host} failed: {sentence}. Check the service "
+                    "principal's client id and secret (DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET "
+                    "or the profile's client_id/client_secret)."
+                )
+            return ApiError(
+                f"OAuth token request failed: {sentence}", status=status, error_code=error_code
+            )
+        if status == 401 or (status == 403 and (token_refused or error_code == "403")):
+            return AuthError(
+                f"authentication failed ({status}) for {self.host}: {detail}. {self._auth_hint()}"
+            )
+        if status == 403 and error_code == "PERMISSION_DENIED":
+            return PermissionDeniedError(
+                f"permission denied on {self.host}: {detail}", status=status, error_code=error_code
+            )
+        if (
+            status == 404
+            or error_code == "RESOURCE_DOES_NOT_EXIST"
+            or (status == 400 and "does not exist" in message.lower())
+        ):
+            return NotFoundError(
+                f"not found on {self.host}: {detail}", status=status, error_code=error_code
+            )
+        if status == 429:
+            return ApiError(
+                f"rate limited (HTTP 429) by {self.host}: {detail}",
+                status=status,
+                error_code=error_code,
+            )
+        return ApiError(sentence, status=status, error_code=error_code)
+
+    def _auth_hint(self) -> str:
+        where = f" (profile {self.config.profile})" if self.config.profile else ""
+        if self.config.auth_kind == "pat":
+            return (
+                f"The personal access token{where} may be expired, revoked or for another "
+                "workspace: create a new one and pass it with --token or DATABRICKS_TOKEN."
+            )
+        return (
+            f"The service principal{where} may lack workspace access or its OAuth secret may be "
+            "revoked: check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET."
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _secrets(self) -> list[str]:
+        values = [self._access_token]
+        for secret in (self.config.token, self.config.client_secret):
+            values.append(secret.get_secret_value() if secret is not None else None)
+        return [v for v in values if v]
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    def _authorization(self) -> str:
+        if self.config.auth_kind == "pat":
+            token = self.config.token
+            return f"Bearer {token.get_secret_value() if token else ''}"
+        with self._token_lock:
+            if self._access_token is None or self._monotonic() >= self._access_token_stale_at:
+                self._fetch_oauth_token()
+            return f"Bearer {self._access_token}"
+
+    def _invalidate_token(self, refused_header: str) -> None:
+        with self._token_lock:
+            # Another thread may already have replaced the refused token.
+            if f"Bearer {self._access_token}" == refused_header:
+                self._access_token = None
+
+    def _fetch_oauth_token(self) -> None:
+        """Called with the token lock held, so concurrent callers wait for one fetch."""
+        fetched_at = self._monotonic()
+        body = self._call(
+            "POST",
+            OAUTH_TOKEN,
+            form={"grant_type": "client_credentials", "scope": "all-apis"},
+            oauth_request=True,
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"OAuth token response from {self.host} has no access_token")
+        try:
+            ttl = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            ttl = 3600.0
+        self._access_token = token
+        self._access_token_stale_at = fetched_at + ttl - min(ttl / 2, OAUTH_MAX_EARLY_REFRESH_S)
+        logger.debug("fetched an OAuth access token valid for %.0f s", ttl)
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After as integer seconds or an HTTP date (measured against the Date header)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    now_header = response.headers.get("Date")
+    try:
+        now = email.utils.parsedate_to_datetime(now_header) if now_header else None
+    except (TypeError, ValueError, IndexError):
+        now = None
+    if now is None or now.tzinfo is None:
+        now = datetime.now(when.tzinfo)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _is_limit_rejection(error: ApiError) -> bool:
+    return (
+        error.status == 400
+        and "limit" in str(error).lower()
+        and not isinstance(error, NotFoundError)
+    )
+
+
+def _strip_paging(page: JsonDict, arrays: tuple[str, ...], container: str | None) -> JsonDict:
+    """A copy of the first page without paging keys, its arrays copied so appends stay local."""
+    merged = {k: v for k, v in page.items() if k not in PAGING_KEYS}
+    target = merged
+    if container is not None:
+        if not isinstance(merged.get(container), dict):
+            return merged
+        target = merged[container] = dict(merged[container])
+    for key in arrays:
+        if isinstance(target.get(key), list):
+            target[key] = list(target[key])
+    return merged
+
+
+def _append_arrays(target: JsonDict, page: Mapping[str, Any], arrays: tuple[str, ...]) -> None:
+    for key in arrays:
+        items = page.get(key)
+        if items:
+            target.setdefault(key, []).extend(items)
+
+
+def _changed(first: Mapping[str, Any], page: Mapping[str, Any], key: str) -> bool:
+    return key in page and page[key] != first.get(key)

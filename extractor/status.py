@@ -1,0 +1,110 @@
+"""What a store holds and how fresh it is: rows per table, watermarks, last extracts.
+
+Read-only: it opens the store read-only and never changes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from extractor.schema import TABLES
+from extractor.store import open_connection
+
+
+@dataclass
+class StoreStatus:
+    path: Path
+    rows: dict[str, int]
+    workspaces: list[dict[str, Any]] = field(default_factory=list)
+    last_extracts: list[dict[str, Any]] = field(default_factory=list)
+    active_runs: int = 0
+    deleted_runs: int = 0
+
+    @property
+    def last_success_at(self) -> datetime | None:
+        stamps = [w["last_success_at"] for w in self.workspaces if w["last_success_at"]]
+        return min(stamps) if stamps else None
+
+
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def read_status(path: Path) -> StoreStatus:
+    con = open_connection(path, read_only=True)
+    try:
+        existing = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        rows = {}
+        for table in TABLES:
+            if table in existing:
+                count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+                rows[table] = int(count[0]) if count else 0
+        status = StoreStatus(path=path, rows=rows)
+        if "extract_state" in existing:
+            status.workspaces = _dicts(
+                con.execute(
+                    "SELECT workspace_id, host, watermark, last_extract_at, last_success_at,"
+                    " last_rescan_at, last_repair_sweep_at FROM extract_state ORDER BY workspace_id"
+                )
+            )
+        if "extract_log" in existing:
+            status.last_extracts = _dicts(
+                con.execute(
+                    "SELECT workspace_id, started_at, status, runs_new, runs_changed,"
+                    " runs_refreshed, runs_deleted, requests, duration_ms, rescan"
+                    " FROM extract_log ORDER BY started_at DESC LIMIT 5"
+                )
+            )
+        if "runs" in existing:
+            counts = con.execute(
+                "SELECT count(*) FILTER (WHERE is_active AND deleted_at IS NULL),"
+                " count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM runs"
+            ).fetchone()
+            if counts:
+                status.active_runs, status.deleted_runs = int(counts[0]), int(counts[1])
+        return status
+    finally:
+        con.close()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return "-" if value is None else str(value)
+
+
+def render_status(status: StoreStatus, fmt: str, echo: Callable[[str], None]) -> None:
+    if fmt == "json":
+        payload = {
+            "path": str(status.path),
+            "rows": status.rows,
+            "active_runs": status.active_runs,
+            "deleted_runs": status.deleted_runs,
+            "workspaces": status.workspaces,
+            "last_extracts": status.last_extracts,
+        }
+        echo(json.dumps(payload, default=str, indent=2))
+        return
+    echo(f"store: {status.path}")
+    echo("rows: " + ", ".join(f"{t} {n:,}" for t, n in status.rows.items()))
+    echo(f"active runs: {status.active_runs:,}; deleted runs kept: {status.deleted_runs:,}")
+    for w in status.workspaces:
+        echo(
+            f"workspace {w['workspace_id']} ({w['host']}): watermark {_fmt(w['watermark'])}, "
+            f"last extract {_fmt(w['last_extract_at'])}, last success {_fmt(w['last_success_at'])}, "
+            f"last rescan {_fmt(w['last_rescan_at'])}"
+        )
+    for e in status.last_extracts:
+        echo(
+            f"  {_fmt(e['started_at'])} {e['status']}: {e['runs_new']} new, {e['runs_changed']} changed, "
+            f"{e['runs_refreshed']} refreshed, {e['runs_deleted']} deleted, {e['requests']} requests, "
+            f"{(e['duration_ms'] or 0) / 1000:.1f} s{' (rescan)' if e['rescan'] else ''}"
+        )

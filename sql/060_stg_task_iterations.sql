@@ -1,0 +1,51 @@
+-- Iterations of for-each tasks (runs not deleted), with outcome and the compute read from their raw JSON.
+SELECT
+    i.workspace_id,
+    i.run_id,
+    i.parent_task_run_id,
+    i.job_run_id,
+    i.job_id,
+    i.task_key,
+    coalesce(i.attempt_number, 0) AS attempt_number,
+    i.start_time,
+    i.end_time,
+    i.setup_duration_ms,
+    i.duration_ms,
+    coalesce(i.is_active, i.end_time IS NULL) AS is_active,
+    i.cluster_id,
+    CASE
+        WHEN json_extract_string(i.raw, '$.job_cluster_key') IS NOT NULL THEN 'job_cluster'
+        WHEN json_extract_string(i.raw, '$.new_cluster.spark_version') IS NOT NULL
+            OR json_extract_string(i.raw, '$.new_cluster.node_type_id') IS NOT NULL
+            THEN 'new_cluster'
+        WHEN json_extract_string(i.raw, '$.existing_cluster_id') IS NOT NULL THEN 'existing_cluster'
+        ELSE 'serverless'
+    END AS compute_kind,
+    json_extract_string(i.raw, '$.job_cluster_key') AS job_cluster_key,
+    json_extract_string(i.raw, '$.existing_cluster_id') AS existing_cluster_id,
+    json_extract_string(i.raw, '$.new_cluster.node_type_id') AS node_type_id,
+    coalesce(
+        json_extract_string(i.raw, '$.new_cluster.driver_node_type_id'),
+        json_extract_string(i.raw, '$.new_cluster.node_type_id')
+    ) AS driver_node_type_id,
+    coalesce(
+        CAST(json_extract_string(i.raw, '$.new_cluster.num_workers') AS DOUBLE),
+        (
+            CAST(json_extract_string(i.raw, '$.new_cluster.autoscale.min_workers') AS DOUBLE)
+            + CAST(json_extract_string(i.raw, '$.new_cluster.autoscale.max_workers') AS DOUBLE)
+        ) / 2.0
+    ) AS workers_est,
+    CASE
+        WHEN json_extract_string(i.raw, '$.new_cluster.num_workers') IS NOT NULL THEN 'fixed'
+        WHEN json_extract_string(i.raw, '$.new_cluster.autoscale.max_workers') IS NOT NULL
+            THEN 'autoscale_midpoint'
+    END AS workers_basis,
+    json_extract_string(i.raw, '$.new_cluster.runtime_engine') AS runtime_engine,
+    CASE WHEN coalesce(i.is_active, i.end_time IS NULL) THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
+FROM task_iterations AS i
+INNER JOIN stg_runs AS r ON i.workspace_id = r.workspace_id AND i.job_run_id = r.run_id
+LEFT JOIN stg_result_classes AS c
+    ON c.state = CASE
+        WHEN i.life_cycle_state IN ('INTERNAL_ERROR', 'SKIPPED') THEN i.life_cycle_state
+        ELSE i.result_state
+    END

@@ -1,0 +1,68 @@
+-- Everything that held compute: task runs with compute, and for-each iterations (a job-cluster iteration takes its node spec from a task of the run on the same job cluster). elapsed_ms runs to "now" while active.
+WITH items AS (
+    SELECT
+        workspace_id, job_run_id, job_id, run_id AS item_run_id, run_id AS task_run_id,
+        task_key, 'task' AS item_kind, start_time, end_time, duration_ms, setup_duration_ms,
+        is_active, compute_kind, cluster_id, job_cluster_key, existing_cluster_id,
+        node_type_id, driver_node_type_id, workers_est, workers_basis, runtime_engine
+    FROM stg_tasks
+    WHERE compute_kind IS NOT NULL
+    UNION ALL
+    SELECT
+        workspace_id, job_run_id, job_id, run_id, parent_task_run_id,
+        task_key, 'iteration', start_time, end_time, duration_ms, setup_duration_ms,
+        is_active, compute_kind, cluster_id, job_cluster_key, existing_cluster_id,
+        node_type_id, driver_node_type_id, workers_est, workers_basis, runtime_engine
+    FROM stg_task_iterations
+),
+job_cluster_specs AS (
+    SELECT
+        workspace_id, job_run_id, job_cluster_key,
+        max(node_type_id) AS node_type_id,
+        max(driver_node_type_id) AS driver_node_type_id,
+        max(workers_est) AS workers_est,
+        max(workers_basis) AS workers_basis,
+        max(runtime_engine) AS runtime_engine
+    FROM stg_tasks
+    WHERE job_cluster_key IS NOT NULL AND node_type_id IS NOT NULL
+    GROUP BY workspace_id, job_run_id, job_cluster_key
+)
+SELECT
+    i.workspace_id,
+    i.job_run_id,
+    i.job_id,
+    i.item_run_id,
+    i.task_run_id,
+    i.task_key,
+    i.item_kind,
+    i.start_time,
+    CASE WHEN i.is_active AND i.start_time IS NOT NULL THEN n.now_ts ELSE i.end_time END AS end_time,
+    i.is_active,
+    i.setup_duration_ms,
+    CASE
+        WHEN i.start_time IS NULL THEN 0
+        WHEN i.is_active THEN date_diff('millisecond', i.start_time, n.now_ts)
+        ELSE coalesce(i.duration_ms, date_diff('millisecond', i.start_time, i.end_time), 0)
+    END AS elapsed_ms,
+    i.compute_kind,
+    i.cluster_id,
+    i.job_cluster_key,
+    i.existing_cluster_id,
+    -- One cluster instance per distinct cluster_id in the run; work without one stands alone.
+    CASE
+        WHEN i.compute_kind = 'serverless' OR i.cluster_id IS NULL
+            THEN 'item:' || CAST(i.item_run_id AS VARCHAR)
+        ELSE i.cluster_id
+    END AS instance_key,
+    coalesce(i.node_type_id, s.node_type_id) AS node_type_id,
+    coalesce(i.driver_node_type_id, s.driver_node_type_id) AS driver_node_type_id,
+    coalesce(i.workers_est, s.workers_est) AS workers_est,
+    coalesce(i.workers_basis, s.workers_basis) AS workers_basis,
+    coalesce(i.runtime_engine, s.runtime_engine) AS runtime_engine
+FROM items AS i
+CROSS JOIN stg_now AS n
+LEFT JOIN job_cluster_specs AS s
+    ON i.workspace_id = s.workspace_id
+    AND i.job_run_id = s.job_run_id
+    AND i.job_cluster_key = s.job_cluster_key
+    AND i.node_type_id IS NULL

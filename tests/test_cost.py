@@ -1,0 +1,165 @@
+"""Rate card and billing imports, and how run_cost prefers billed cost over the estimate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from extractor.cost import import_billing, import_list_prices, import_rates, parse_rates
+from extractor.errors import UsageError
+from extractor.schema import TABLES
+from extractor.store import create_tables
+from extractor.views import create_views
+
+SAMPLES = Path("/work/shared/databricks-api/samples")
+BILLING_CSV = """record_id,workspace_id,account_id,sku_name,cloud,usage_start_time,usage_end_time,usage_unit,usage_quantity,usage_metadata,record_type
+r1,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,4.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",ORIGINAL
+r2,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,-4.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",RETRACTION
+r3,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,3.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",RESTATEMENT
+"""
+PRICES_CSV = """price_start_time,price_end_time,account_id,sku_name,cloud,currency_code,usage_unit,pricing
+2025-01-01 00:00:00+00,2025-06-01 00:00:00+00,acc,PREMIUM_JOBS_COMPUTE,AWS,USD,DBU,"{""default"": ""0.10"", ""effective_list"": {""default"": ""0.10""}}"
+2025-06-01 00:00:00+00,,acc,PREMIUM_JOBS_COMPUTE,AWS,USD,DBU,"{""default"": ""0.20"", ""effective_list"": {""default"": ""0.25""}}"
+"""
+T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    create_tables(con)
+    create_views(con)
+    con.execute("CREATE TEMP TABLE shipped_rates AS SELECT * FROM rate_card")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def con(store: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The shared store, emptied (views are created once per module to keep tests fast)."""
+    for table in TABLES:
+        store.execute(f"DELETE FROM {table}")
+    store.execute("INSERT INTO rate_card SELECT * FROM shipped_rates")
+    return store
+
+
+def add_billed_run(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "INSERT INTO runs (workspace_id, run_id, job_id, start_time, end_time, life_cycle_state, "
+        "result_state, is_active, extracted_at) VALUES ('ws1', 100, 1, ?, ?, 'TERMINATED', "
+        "'SUCCESS', false, ?)",
+        [T0, T0.replace(hour=11), T0],
+    )
+    con.execute(
+        "INSERT INTO tasks (workspace_id, run_id, job_run_id, job_id, task_key, start_time, "
+        "end_time, duration_ms, life_cycle_state, result_state, is_active, cluster_id, "
+        "compute_kind, node_type_id, driver_node_type_id, num_workers) VALUES ('ws1', 101, 100, "
+        "1, 'a', ?, ?, 3600000, 'TERMINATED', 'SUCCESS', false, 'c1', 'job_cluster', "
+        "'i3.xlarge', 'i3.xlarge', 2)",
+        [T0, T0.replace(hour=11)],
+    )
+
+
+def test_billed_cost_sums_all_record_types_and_wins_over_the_estimate(con, tmp_path):
+    add_billed_run(con)
+    (tmp_path / "usage.csv").write_text(BILLING_CSV)
+    assert import_billing(con, tmp_path / "usage.csv") == 3
+    # Without list prices: the rate card's PREMIUM_JOBS_COMPUTE price, $0.15 x (4 - 4 + 3) DBU.
+    run = con.execute("SELECT cost, cost_source, billed_dbus, cost_est FROM run_cost").fetchall()
+    assert run == [(pytest.approx(0.45), "billing", pytest.approx(3.0), pytest.approx(0.45))]
+
+
+def test_list_prices_are_joined_by_time_range_using_effective_list(con, tmp_path):
+    add_billed_run(con)
+    (tmp_path / "usage.csv").write_text(BILLING_CSV)
+    (tmp_path / "prices.csv").write_text(PRICES_CSV)
+    import_billing(con, tmp_path / "usage.csv")
+    assert import_list_prices(con, tmp_path / "prices.csv") == 2
+    cost = con.execute("SELECT billed_cost FROM run_cost").fetchall()
+    assert cost == [(pytest.approx(3.0 * 0.25),)]
+
+
+def test_reimport_replaces_rows_by_record_id(con, tmp_path):
+    (tmp_path / "usage.csv").write_text(BILLING_CSV)
+    import_billing(con, tmp_path / "usage.csv")
+    import_billing(con, tmp_path / "usage.csv")
+    assert con.execute("SELECT count(*) FROM billing_usage").fetchall() == [(3,)]
+
+
+def test_sample_billing_export_prices_every_row(con):
+    assert import_billing(con, SAMPLES / "billing_usage_sample.csv") == 13
+    assert import_list_prices(con, SAMPLES / "list_prices_sample.csv") == 13
+    rows = con.execute(
+        "SELECT job_run_id, billed_dbus, billed_cost FROM int_billed_runs WHERE job_run_id = "
+        "715533980214467"
+    ).fetchall()
+    # ORIGINAL 33.900760 - RETRACTION 33.900760 + RESTATEMENT 32.883737, at $0.15.
+    assert rows == [(715533980214467, pytest.approx(32.883737), pytest.approx(32.883737 * 0.15))]
+    unpriced = con.execute(
+        "SELECT count(*) FROM int_billing_priced WHERE price_source <> 'list_prices'"
+    ).fetchall()
+    assert unpriced == [(0,)]
+    serverless = con.execute(
+        "SELECT is_serverless, job_run_id FROM billing_usage WHERE sku_name LIKE '%SERVERLESS%'"
+    ).fetchall()
+    assert serverless == [(True, 377210456612098)]
+
+
+def test_parquet_export_with_struct_columns_imports(con, tmp_path):
+    path = tmp_path / "usage.parquet"
+    con.execute(
+        "COPY (SELECT 'r1' AS record_id, 'ws1' AS workspace_id, 'PREMIUM_JOBS_COMPUTE' AS sku_name, "
+        "'AWS' AS cloud, TIMESTAMPTZ '2025-06-02 10:00:00+00' AS usage_start_time, "
+        "TIMESTAMPTZ '2025-06-02 11:00:00+00' AS usage_end_time, 'DBU' AS usage_unit, "
+        "2.5 AS usage_quantity, {'job_id': '1', 'job_run_id': '100'} AS usage_metadata, "
+        "'ORIGINAL' AS record_type) "
+        f"TO '{path}' (FORMAT parquet)"
+    )
+    assert import_billing(con, path) == 1
+    assert con.execute("SELECT job_run_id, usage_quantity FROM billing_usage").fetchall() == [
+        (100, 2.5)
+    ]
+
+
+def test_import_of_a_file_that_is_not_a_billing_export_is_a_usage_error(con, tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UsageError, match="missing columns: workspace_id"):
+        import_billing(con, tmp_path / "x.csv")
+    with pytest.raises(UsageError, match="no such file"):
+        import_billing(con, tmp_path / "absent.csv")
+
+
+def test_negotiated_prices_override_the_shipped_rate_card(con, tmp_path):
+    add_billed_run(con)
+    (tmp_path / "rates.csv").write_text("kind,cloud,name,value\nsku,aws,JOBS_COMPUTE,0.10\n")
+    assert import_rates(con, tmp_path / "rates.csv") == 1
+    row = con.execute(
+        "SELECT value, source FROM rate_card WHERE name = 'JOBS_COMPUTE' AND cloud = 'AWS'"
+    ).fetchall()
+    assert row == [(0.10, "imported from rates.csv")]
+    assert con.execute("SELECT cost_est FROM run_cost").fetchall() == [(pytest.approx(0.30),)]
+
+
+def test_invalid_rate_rows_are_reported_with_their_line(tmp_path):
+    text = "kind,cloud,name,value\nsku,AWS,JOBS_COMPUTE,-1\nnode_type,,i3.xlarge,1\nbogus,AWS,x,1\n"
+    with pytest.raises(UsageError) as err:
+        parse_rates(text, "rates.csv")
+    message = str(err.value)
+    assert "line 2: value" in message
+    assert "line 3: cloud is required" in message
+    assert "line 4: kind" in message
+    with pytest.raises(UsageError, match="missing: value"):
+        parse_rates("kind,name\nsku,x\n", "rates.csv")
+
+
+def test_shipped_rate_card_cites_its_source_and_date(con):
+    rows = con.execute("SELECT count(*), count(source), count(as_of) FROM rate_card").fetchall()
+    assert rows[0][0] == rows[0][1] == rows[0][2] > 0
+    sources = con.execute(
+        "SELECT DISTINCT source FROM rate_card WHERE kind = 'node_type'"
+    ).fetchall()
+    assert all("pricing" in s[0] and "approximation" in s[0] for s in sources)
