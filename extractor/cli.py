@@ -282,7 +282,7 @@ def init(db: str | None) -> None:
     """Create (or migrate) the store and its views, without extracting anything."""
     from extractor.views import create_views
 
-    with _writable_store(db) as store, store.transaction() as con:
+    with _writable_store(db) as store, store.connect() as con:
         create_views(con)
     click.echo(f"store ready: {store.path}")
 
@@ -435,6 +435,15 @@ def main(argv: list[str] | None = None) -> None:
             raise
         stderr.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        stderr.print(
+            f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+            "run again with --debug for the traceback, and please report it",
+            soft_wrap=True,
+        )
+        sys.exit(1)
     sys.exit(0)
 
 

@@ -1,0 +1,100 @@
+"""`jobruns demo`: the real extraction against the built-in simulated workspace.
+
+Starts the simulator on 127.0.0.1, extracts it over HTTP into a fresh store and creates the
+views. It never touches a store that holds a real workspace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from extractor.errors import UsageError
+from extractor.store import open_connection
+
+EXAMPLE_QUERIES = (
+    (
+        "Least reliable jobs",
+        "SELECT job_name, runs, failed, round(success_rate, 3) AS success_rate"
+        " FROM job_reliability WHERE terminal_runs > 0 ORDER BY success_rate LIMIT 5",
+    ),
+    (
+        "Top spenders (estimated)",
+        "SELECT job_name, runs, round(cost, 2) AS cost FROM job_cost ORDER BY cost DESC NULLS LAST LIMIT 5",
+    ),
+    (
+        "Flaky tasks",
+        "SELECT job_name, task_key, attempts, flaky_recoveries, round(flake_rate, 2) AS flake_rate"
+        " FROM flaky_tasks ORDER BY flaky_recoveries DESC LIMIT 5",
+    ),
+)
+
+
+def _ensure_demo_path(path: Path) -> None:
+    """Remove an earlier demo store at `path`; refuse any other file."""
+    if not path.exists():
+        return
+    con = open_connection(path, read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        hosts = (
+            [r[0] for r in con.execute("SELECT DISTINCT host FROM extract_state").fetchall()]
+            if "extract_state" in tables
+            else []
+        )
+    finally:
+        con.close()
+    if tables and not (hosts and all(str(h).startswith("http://127.0.0.1") for h in hosts)):
+        raise UsageError(
+            f"{path} exists and is not a demo store; pass another --db path for the demo"
+        )
+    path.unlink()
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+
+
+def build_demo_store(
+    path: str | Path,
+    *,
+    runs: int = 2000,
+    jobs: int = 25,
+    seed: int = 7,
+    quiet: bool = True,
+) -> Any:
+    """Build a demo store at `path` (replacing an earlier demo store); returns the extract result."""
+    from extractor.cli import run_extract
+    from extractor.config import resolve_workspace
+    from extractor.extract import ExtractOptions
+    from extractor.simulator import Workspace, serve
+    from extractor.store import Store
+    from extractor.views import create_views
+
+    path = Path(path)
+    _ensure_demo_path(path)
+    workspace = Workspace.generate(seed, jobs=jobs, runs=runs, days=60)
+    with serve(workspace) as server:
+        # The simulator's own host and token: nothing from the environment may leak in.
+        config = resolve_workspace(host=server.url, token=server.token, env={})
+        result = run_extract(config, path, ExtractOptions(), max_rps=1000.0, quiet=quiet)
+    with Store(path).connect() as con:
+        create_views(con)
+    return result
+
+
+def run_demo(path: Path, *, runs: int, jobs: int, seed: int, quiet: bool) -> None:
+    console = Console()
+    err = Console(stderr=True)
+    if not quiet:
+        err.print(f"simulating a workspace with {jobs} jobs and {runs} runs over 60 days ...")
+    build_demo_store(path, runs=runs, jobs=jobs, seed=seed, quiet=quiet)
+    shown = os.path.relpath(path) if not path.is_absolute() else str(path)
+    console.print(f"\nstore: [bold]{shown}[/]\n")
+    console.print("Try:")
+    for title, sql in EXAMPLE_QUERIES:
+        console.print(f"  # {title}", style="dim")
+        console.print(f'  jobruns query --db {shown} "{sql}"', soft_wrap=True, highlight=False)
+    console.print(f"  jobruns report --db {shown}", highlight=False)
