@@ -39,7 +39,9 @@ def _ensure_demo_path(path: Path) -> None:
         return
     con = open_connection(path, read_only=True)
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         hosts = (
             [r[0] for r in con.execute("SELECT DISTINCT host FROM extract_state").fetchall()]
             if "extract_state" in tables

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from extractor.errors import NotFoundError, PermissionDeniedError
-from extractor.flatten import RunBundle, flatten_jobs, flatten_runs, task_type
+from extractor.flatten import RunBundle, flatten_jobs, flatten_runs, job_signature, task_type
 from extractor.store import RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
@@ -194,6 +194,13 @@ def needs_full_fetch(run: dict[str, Any]) -> bool:
     return any((t.get("attempt_number") or 0) > 0 for t in run.get("tasks") or [])
 
 
+def _never_iterated(task: dict[str, Any]) -> bool:
+    """A finished for-each task whose stats count no iteration needs no runs/get."""
+    stats = ((task.get("for_each_task") or {}).get("stats") or {}).get("task_run_stats") or {}
+    finished = (task.get("state") or {}).get("life_cycle_state") in ("TERMINATED", "SKIPPED")
+    return finished and stats.get("total_iterations") == 0
+
+
 def strip_paging(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if k not in PAGING_KEYS}
 
@@ -251,9 +258,7 @@ class Extraction:
     def _extract(self, jobs: list[dict[str, Any]], t0: int) -> None:
         opts, result, ws = self.options, self.result, self.workspace_id
         state = self.store.state(ws)
-        with self.store.transaction() as con:
-            self.store.upsert_jobs(con, ws, flatten_jobs(jobs, ws, _dt(t0)), _dt(t0))
-        result.jobs_seen = len(jobs)
+        self._store_jobs(jobs, t0)
 
         watermark = state["watermark"]
         retention_start = t0 - _ms_delta(RETENTION)
@@ -301,6 +306,31 @@ class Extraction:
             stamps["last_repair_sweep_at"] = _dt(t0)
         with self.store.transaction() as con:
             self.store.save_state(con, ws, self.client.host, **stamps)
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _store_jobs(self, listed: list[dict[str, Any]], t0: int) -> None:
+        """Upsert jobs that are new or changed (read in full with jobs/get); mark vanished ones."""
+        with self.store.connect() as con:
+            stored = self.store.job_signatures(con, self.workspace_id)
+        todo = [j for j in listed if stored.get(int(j["job_id"])) != job_signature(j)]
+        full: list[dict[str, Any]] = []
+        with _pool(self.options.concurrency) as pool:
+            futures = [(job, pool.submit(self.client.get_job, int(job["job_id"]))) for job in todo]
+            for job, fut in futures:
+                try:
+                    full.append(fut.result())
+                except NotFoundError:
+                    continue  # deleted between the listing and now
+                except PermissionDeniedError:
+                    full.append(job)
+        hashes = {int(j["job_id"]): job_signature(j) for j in listed}
+        table = flatten_jobs(full, self.workspace_id, _dt(t0), hashes)
+        with self.store.transaction() as con:
+            self.store.upsert_jobs(
+                con, self.workspace_id, table, [int(j["job_id"]) for j in listed], _dt(t0)
+            )
+        self.result.jobs_seen = len(listed)
 
     # -- listing -----------------------------------------------------------------------
 
@@ -424,9 +454,13 @@ class Extraction:
         )
         iterations: dict[int, list[dict[str, Any]]] = {}
         for task in run.get("tasks") or []:
-            if task_type(task) == "for_each_task":
-                parent = self.client.get_run(int(task["run_id"]), include_history=False)
-                iterations[int(task["run_id"])] = parent.get("iterations") or []
+            if task_type(task) != "for_each_task":
+                continue
+            if _never_iterated(task):
+                iterations[int(task["run_id"])] = []
+                continue
+            parent = self.client.get_run(int(task["run_id"]), include_history=False)
+            iterations[int(task["run_id"])] = parent.get("iterations") or []
         return RunBundle(run, iterations)
 
     def _collect(self, fut: Future[Any], run_id: int, listed: dict[str, Any] | None) -> None:

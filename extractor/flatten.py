@@ -6,6 +6,7 @@ enum values are kept as they came (raw JSON, plain strings) and reported back to
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,6 +278,28 @@ def _task_times(task: Mapping[str, Any], states: Mapping[str, Any]) -> dict[str,
     }
 
 
+def implied_history(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The repair history of a run fetched without it, where it can be known for sure.
+
+    A repair re-runs tasks, and a re-run task has attempt_number > 0. So a run none of whose
+    tasks was re-run was never repaired: its history is the ORIGINAL item alone, spanning the
+    run with the run's state. Otherwise the history is unknown here and left empty.
+    """
+    tasks = run.get("tasks") or []
+    if any((t.get("attempt_number") or 0) > 0 for t in tasks):
+        return []
+    item: dict[str, Any] = {
+        "type": "ORIGINAL",
+        "start_time": run.get("start_time"),
+        "end_time": run.get("end_time"),
+        "task_run_ids": [t["run_id"] for t in tasks],
+    }
+    for name in ("state", "status"):
+        if name in run:
+            item[name] = run[name]
+    return [item]
+
+
 def run_duration_ms(run: Mapping[str, Any], is_active: bool) -> int | None:
     """run_duration when present, else setup + execution + cleanup; None while active."""
     if is_active:
@@ -304,7 +327,7 @@ def flatten_runs(
         for name in ("run_type", "trigger"):
             if run.get(name) is not None and run[name] not in KNOWN_ENUMS[name]:
                 unknown.add((name, str(run[name])))
-        history = run.get("repair_history") or []
+        history = run.get("repair_history") or implied_history(run)
         repair_of: dict[int, int] = {}
         for item in history:
             repair_id = int(item.get("id") or 0)
@@ -404,6 +427,12 @@ def flatten_runs(
     )
 
 
+def job_signature(job: Mapping[str, Any]) -> str:
+    """A digest of a job as jobs/list shows it: a new digest means the job changed."""
+    text = json.dumps(job, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _trigger_kind(settings: Mapping[str, Any]) -> str | None:
     if settings.get("continuous"):
         return "continuous"
@@ -417,9 +446,15 @@ def _trigger_kind(settings: Mapping[str, Any]) -> str | None:
 
 
 def flatten_jobs(
-    jobs: Sequence[Mapping[str, Any]], workspace_id: str, extracted_at: datetime
+    jobs: Sequence[Mapping[str, Any]],
+    workspace_id: str,
+    extracted_at: datetime,
+    listing_hashes: Mapping[int, str] | None = None,
 ) -> pa.Table:
-    """Flatten jobs/list (or jobs/get) objects into the `jobs` table."""
+    """Flatten jobs/get (or jobs/list) objects into the `jobs` table.
+
+    `listing_hashes` holds job_signature() of each job as listed, kept to spot later changes.
+    """
     cols = _Columns("jobs")
     extracted_ms = int(extracted_at.timestamp() * 1000)
     seen: dict[int, Mapping[str, Any]] = {int(j["job_id"]): j for j in jobs}
@@ -448,6 +483,7 @@ def flatten_jobs(
                 if settings.get("job_clusters") is not None
                 else None,
                 "deleted_at": None,
+                "listing_hash": (listing_hashes or {}).get(job_id),
                 "raw": json.dumps(job, separators=(",", ":")),
                 "extracted_at": extracted_ms,
             }

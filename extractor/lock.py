@@ -29,7 +29,7 @@ class ExtractLock:
 
     def __enter__(self) -> ExtractLock:
         try:
-            handle = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+            handle = open(self.path, "a+")
         except OSError as exc:
             raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
         try:
@@ -40,7 +40,7 @@ class ExtractLock:
             handle.close()
             raise LockedError(
                 f"another extract is running ({owner}) on {self.path.with_suffix('')}"
-            )
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")

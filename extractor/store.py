@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,10 +254,16 @@ class Store:
                 insert_arrow(con, name, table)
 
     def upsert_jobs(
-        self, con: duckdb.DuckDBPyConnection, workspace_id: str, jobs: pa.Table, now: datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        jobs: pa.Table,
+        listed_ids: Sequence[int],
+        now: datetime,
     ) -> int:
-        """Replace listed jobs; mark jobs no longer listed as deleted. Returns jobs deleted."""
+        """Replace the given jobs; mark jobs not in `listed_ids` deleted. Returns jobs deleted."""
         con.register("job_keys", pa.table({"job_id": jobs.column("job_id")}))
+        con.register("listed_keys", pa.table({"job_id": pa.array(list(listed_ids), pa.int64())}))
         try:
             con.execute(
                 "DELETE FROM jobs WHERE workspace_id = ? AND job_id IN (SELECT job_id FROM job_keys)",
@@ -267,12 +273,21 @@ class Store:
                 insert_arrow(con, "jobs", jobs)
             row = con.execute(
                 "UPDATE jobs SET deleted_at = ? WHERE workspace_id = ? AND deleted_at IS NULL"
-                " AND job_id NOT IN (SELECT job_id FROM job_keys) RETURNING job_id",
+                " AND job_id NOT IN (SELECT job_id FROM listed_keys) RETURNING job_id",
                 [now, workspace_id],
             ).fetchall()
         finally:
             con.unregister("job_keys")
+            con.unregister("listed_keys")
         return len(row)
+
+    def job_signatures(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[int, str]:
+        """The listing hash of every stored, not deleted job."""
+        rows = con.execute(
+            "SELECT job_id, listing_hash FROM jobs WHERE workspace_id = ? AND deleted_at IS NULL",
+            [workspace_id],
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def mark_deleted(
         self,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,8 +13,8 @@ from extractor.errors import UsageError
 from extractor.schema import TABLES
 from extractor.store import create_tables
 from extractor.views import create_views
+from tests.conftest import sample_path
 
-SAMPLES = Path("/work/shared/databricks-api/samples")
 BILLING_CSV = """record_id,workspace_id,account_id,sku_name,cloud,usage_start_time,usage_end_time,usage_unit,usage_quantity,usage_metadata,record_type
 r1,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,4.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",ORIGINAL
 r2,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,-4.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",RETRACTION
@@ -91,8 +90,8 @@ def test_reimport_replaces_rows_by_record_id(con, tmp_path):
 
 
 def test_sample_billing_export_prices_every_row(con):
-    assert import_billing(con, SAMPLES / "billing_usage_sample.csv") == 13
-    assert import_list_prices(con, SAMPLES / "list_prices_sample.csv") == 13
+    assert import_billing(con, sample_path("billing_usage_sample.csv")) == 13
+    assert import_list_prices(con, sample_path("list_prices_sample.csv")) == 13
     rows = con.execute(
         "SELECT job_run_id, billed_dbus, billed_cost FROM int_billed_runs WHERE job_run_id = "
         "715533980214467"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -13,18 +12,13 @@ from hypothesis import strategies as st
 
 from extractor.flatten import RunBundle, arrow_schema, flatten_jobs, flatten_runs
 from extractor.store import create_tables, insert_arrow
+from tests.conftest import sample_path
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "databricks-api" / "samples"
 NOW = datetime(2025, 6, 10, 14, 5, tzinfo=UTC)
 
 
 def sample(name: str) -> dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():  # a checkout without the shared reference beside it
-        import pytest
-
-        pytest.skip(f"sample {name} not available")
-    return json.loads(path.read_text())
+    return json.loads(sample_path(name).read_text())
 
 
 def load(bundles: list[RunBundle]) -> duckdb.DuckDBPyConnection:
@@ -67,7 +61,9 @@ def test_legacy_single_task_run_uses_run_level_durations_and_cluster_spec() -> N
     con = load([RunBundle(sample("run_single_task_submit.json"))])
     run = con.execute("SELECT duration_ms, run_duration_ms FROM runs").fetchone()
     assert run == (241000 + 708000 + 6000, None)
-    task = con.execute("SELECT compute_kind, node_type_id, workers, cluster_id FROM tasks").fetchone()
+    task = con.execute(
+        "SELECT compute_kind, node_type_id, workers, cluster_id FROM tasks"
+    ).fetchone()
     assert task == ("new_cluster", "m5d.2xlarge", 3, "0610-111508-x1y2z3w4")
 
 
@@ -115,7 +111,9 @@ def test_jobs_flatten_tags_and_schedule() -> None:
     con = duckdb.connect()
     create_tables(con)
     insert_arrow(con, "jobs", table)
-    row = con.execute("SELECT name, schedule_cron, trigger_kind, cardinality(tags) FROM jobs").fetchone()
+    row = con.execute(
+        "SELECT name, schedule_cron, trigger_kind, cardinality(tags) FROM jobs"
+    ).fetchone()
     assert row is not None
     assert row[0] == job["settings"]["name"]
     assert row[1] == job["settings"]["schedule"]["quartz_cron_expression"]
@@ -126,10 +124,16 @@ def test_jobs_flatten_tags_and_schedule() -> None:
 # -- property tests: odd but valid runs -------------------------------------------------------
 
 times = st.one_of(st.just(0), st.none(), st.integers(1, 4_000_000_000_000))
-enum_text = st.one_of(st.none(), st.sampled_from(["TERMINATED", "RUNNING", "SKIPPED"]), st.text(max_size=12))
+enum_text = st.one_of(
+    st.none(), st.sampled_from(["TERMINATED", "RUNNING", "SKIPPED"]), st.text(max_size=12)
+)
 states = st.fixed_dictionaries(
     {},
-    optional={"life_cycle_state": enum_text, "result_state": enum_text, "state_message": st.text(max_size=20)},
+    optional={
+        "life_cycle_state": enum_text,
+        "result_state": enum_text,
+        "state_message": st.text(max_size=20),
+    },
 )
 statuses = st.fixed_dictionaries(
     {},
@@ -149,7 +153,10 @@ extra_fields = st.dictionaries(
 
 @st.composite
 def tasks(draw: st.DrawFn, run_id: int) -> dict[str, Any]:
-    task: dict[str, Any] = {"run_id": draw(st.integers(1, 2**62)), "task_key": draw(st.text(max_size=8))}
+    task: dict[str, Any] = {
+        "run_id": draw(st.integers(1, 2**62)),
+        "task_key": draw(st.text(max_size=8)),
+    }
     optional = {
         "start_time": times,
         "end_time": times,
@@ -163,7 +170,9 @@ def tasks(draw: st.DrawFn, run_id: int) -> dict[str, Any]:
         "new_cluster": st.fixed_dictionaries(
             {}, optional={"num_workers": st.integers(0, 50), "node_type_id": st.text(max_size=8)}
         ),
-        "depends_on": st.lists(st.fixed_dictionaries({"task_key": st.text(max_size=5)}), max_size=3),
+        "depends_on": st.lists(
+            st.fixed_dictionaries({"task_key": st.text(max_size=5)}), max_size=3
+        ),
         "notebook_task": st.just({"notebook_path": "/x"}),
         "brand_new_task": st.just({"x": 1}),
     }
@@ -191,7 +200,10 @@ def runs(draw: st.DrawFn) -> dict[str, Any]:
         "repair_history": st.lists(
             st.fixed_dictionaries(
                 {"type": st.sampled_from(["ORIGINAL", "REPAIR", "SOMETHING_NEW"])},
-                optional={"id": st.integers(1, 2**62), "task_run_ids": st.lists(st.integers(1, 2**62), max_size=3)},
+                optional={
+                    "id": st.integers(1, 2**62),
+                    "task_run_ids": st.lists(st.integers(1, 2**62), max_size=3),
+                },
             ),
             max_size=3,
         ),
@@ -226,7 +238,9 @@ def test_any_valid_run_flattens_to_the_store_schema_and_loads(batch: list[dict[s
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.sampled_from(["BRAND_NEW_STATE", "TERMINATED", "QUEUED"]), min_size=1, max_size=3))
+@given(
+    st.lists(st.sampled_from(["BRAND_NEW_STATE", "TERMINATED", "QUEUED"]), min_size=1, max_size=3)
+)
 def test_unknown_enum_values_are_stored_and_reported(values: list[str]) -> None:
     batch = [
         RunBundle({"run_id": i + 1, "state": {"life_cycle_state": v}, "status": {"state": v}})
@@ -234,5 +248,8 @@ def test_unknown_enum_values_are_stored_and_reported(values: list[str]) -> None:
     ]
     flat = flatten_runs(batch, "ws", NOW)
     assert flat.runs.column("life_cycle_state").to_pylist() == values
-    expected_unknown = {("life_cycle_state", "BRAND_NEW_STATE"), ("status_state", "BRAND_NEW_STATE")}
+    expected_unknown = {
+        ("life_cycle_state", "BRAND_NEW_STATE"),
+        ("status_state", "BRAND_NEW_STATE"),
+    }
     assert flat.unknown == (expected_unknown if "BRAND_NEW_STATE" in values else set())

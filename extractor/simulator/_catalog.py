@@ -1,0 +1,559 @@
+"""The job catalogue of a simulated workspace: a fixed rotation of realistic job templates.
+
+Each template covers a shape the extractor must handle (shared job clusters, per-task clusters,
+serverless, all-purpose clusters, for-each, condition branches, legacy single-task, >100 tasks).
+Builds definitions only; never plans runs or touches the clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ._model import DAY_MS, HOUR_MS, ForEachDef, JobDef, TaskDef
+
+NODE_TYPES = ["i3.xlarge", "i3.2xlarge", "m5d.large", "m5d.xlarge", "m5d.2xlarge", "r5d.xlarge"]
+SPARK_VERSIONS = ["15.4.x-scala2.12", "14.3.x-scala2.12", "16.4.x-scala2.12"]
+USERS = [
+    "dana.kim@example.com",
+    "ravi.patel@example.com",
+    "li.wong@example.com",
+    "sam.okafor@example.com",
+]
+SERVICE_PRINCIPALS = [
+    "9b2e4c71-3f0a-4d8e-b6a5-2c1d7e8f9a03",
+    "c41f8e02-6d5a-4b19-9e37-5f2a0b8c1d64",
+]
+ALL_PURPOSE_CLUSTERS = ["0412-083015-pqrs7788", "0301-151202-shared01"]
+TEAMS = ["sales-analytics", "platform", "ml-platform", "finance", "marketing"]
+NICE_PERIODS_MIN = [5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440, 2880, 10080]
+
+
+def new_cluster(rng: random.Random, *, autoscale: bool | None = None) -> dict[str, Any]:
+    """A classic cluster spec: node type, fixed or autoscaled workers, engine."""
+    node = rng.choice(NODE_TYPES)
+    spec: dict[str, Any] = {
+        "spark_version": rng.choice(SPARK_VERSIONS),
+        "node_type_id": node,
+        "driver_node_type_id": node if rng.random() < 0.7 else rng.choice(NODE_TYPES),
+    }
+    if autoscale is None:
+        autoscale = rng.random() < 0.35
+    if autoscale:
+        lo = rng.randint(1, 3)
+        spec["autoscale"] = {"min_workers": lo, "max_workers": lo + rng.randint(2, 8)}
+    else:
+        spec["num_workers"] = rng.randint(1, 8)
+    spec["runtime_engine"] = "PHOTON" if rng.random() < 0.35 else "STANDARD"
+    spec["data_security_mode"] = "SINGLE_USER"
+    spec["aws_attributes"] = {
+        "availability": rng.choice(["SPOT_WITH_FALLBACK", "ON_DEMAND"]),
+        "zone_id": "auto",
+    }
+    return spec
+
+
+def _nb(path: str, **params: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"notebook_path": path, "source": "WORKSPACE"}
+    if params:
+        payload["base_parameters"] = dict(params)
+    return payload
+
+
+def _job(
+    rng: random.Random, job_id: int, name: str, trigger: str, tasks: list[TaskDef], **kw: Any
+) -> JobDef:
+    team = rng.choice(TEAMS)
+    creator = rng.choice(USERS)
+    return JobDef(
+        job_id=job_id,
+        name=name,
+        creator=creator,
+        run_as=rng.choice([creator, *SERVICE_PRINCIPALS]),
+        created_time=0,
+        shape=kw.pop("shape", "multitask"),
+        run_type=kw.pop("run_type", "JOB_RUN"),
+        trigger=trigger,
+        listed=kw.pop("listed", True),
+        tasks=tasks,
+        tags=kw.pop("tags", {"team": team, "env": "prod"}),
+        **kw,
+    )
+
+
+def etl_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Nightly ETL on one shared job cluster; a transform with a retry policy."""
+    area = rng.choice(["sales", "orders", "billing", "crm"])
+    base = f"/Workspace/Repos/{area}/etl"
+    tasks = [
+        TaskDef(
+            "ingest_orders",
+            "notebook_task",
+            _nb(f"{base}/ingest_orders"),
+            "job_cluster",
+            job_cluster_key="etl_cluster",
+            base_secs=420,
+        ),
+        TaskDef(
+            "ingest_customers",
+            "notebook_task",
+            _nb(f"{base}/ingest_customers"),
+            "job_cluster",
+            job_cluster_key="etl_cluster",
+            base_secs=280,
+        ),
+        TaskDef(
+            "transform",
+            "notebook_task",
+            _nb(f"{base}/transform"),
+            "job_cluster",
+            job_cluster_key="etl_cluster",
+            depends_on=(("ingest_orders", None), ("ingest_customers", None)),
+            max_retries=1,
+            min_retry_interval_millis=60_000,
+            timeout_seconds=3600,
+            base_secs=1200,
+            fail_p=0.08,
+        ),
+        TaskDef(
+            "publish_dashboard",
+            "notebook_task",
+            _nb(f"{base}/publish_dashboard"),
+            "job_cluster",
+            job_cluster_key="etl_cluster",
+            depends_on=(("transform", None),),
+            base_secs=95,
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"nightly_{area}_etl{suffix}",
+        "PERIODIC",
+        tasks,
+        job_clusters=[
+            {"job_cluster_key": "etl_cluster", "new_cluster": new_cluster(rng, autoscale=False)}
+        ],
+        parameters=[{"name": "region", "default": "all"}],
+        timeout_seconds=14400,
+    )
+
+
+def compaction_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """One spark_python task on its own autoscaling Photon cluster, with a timeout."""
+    spec = new_cluster(rng, autoscale=True)
+    spec["runtime_engine"] = "PHOTON"
+    tasks = [
+        TaskDef(
+            "compact_events",
+            "spark_python_task",
+            {
+                "python_file": "/Workspace/Repos/platform/compaction/compact.py",
+                "parameters": ["--table", "prod.events.raw_clicks"],
+                "source": "WORKSPACE",
+            },
+            "new_cluster",
+            new_cluster=spec,
+            timeout_seconds=3000,
+            base_secs=1500,
+            fail_p=0.04,
+        ),
+    ]
+    return _job(
+        rng, job_id, f"hourly_events_compaction{suffix}", "PERIODIC", tasks, timeout_seconds=3000
+    )
+
+
+def serverless_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """File-arrival job on serverless compute: a wheel task with an environment, a notebook."""
+    tasks = [
+        TaskDef(
+            "load_events",
+            "python_wheel_task",
+            {
+                "package_name": "feature_lib",
+                "entry_point": "load_events",
+                "named_parameters": {"feature_set": "v7"},
+            },
+            "serverless",
+            environment_key="default",
+            base_secs=310,
+        ),
+        TaskDef(
+            "build_features",
+            "notebook_task",
+            _nb(
+                "/Workspace/Repos/ml/features/build_features",
+                feature_set="{{job.parameters.feature_set}}",
+            ),
+            "serverless",
+            depends_on=(("load_events", None),),
+            base_secs=350,
+            fail_p=0.05,
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"ml_feature_refresh{suffix}",
+        "FILE_ARRIVAL",
+        tasks,
+        parameters=[{"name": "feature_set", "default": "v7"}],
+        environments=[
+            {
+                "environment_key": "default",
+                "spec": {
+                    "client": "2",
+                    "dependencies": ["/Workspace/Shared/wheels/feature_lib-1.4.0-py3-none-any.whl"],
+                },
+            }
+        ],
+        performance_target="STANDARD",
+        timeout_seconds=7200,
+    )
+
+
+def continuous_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Continuous streaming job: one run always active on a job cluster."""
+    tasks = [
+        TaskDef(
+            "ingest_stream",
+            "notebook_task",
+            _nb("/Workspace/Repos/platform/streams/clickstream_ingest"),
+            "job_cluster",
+            job_cluster_key="stream_cluster",
+            base_secs=6 * 3600,
+            fail_p=0.15,
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"clickstream_ingest_continuous{suffix}",
+        "CONTINUOUS",
+        tasks,
+        job_clusters=[
+            {"job_cluster_key": "stream_cluster", "new_cluster": new_cluster(rng, autoscale=False)}
+        ],
+        cancel_p=0.0,
+    )
+
+
+def foreach_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """list_regions feeding a for-each task whose iterations share the job cluster."""
+    nested = TaskDef(
+        "process_region_iteration",
+        "notebook_task",
+        _nb("/Workspace/Repos/analytics/rollup/process_region", region="{{input}}"),
+        "job_cluster",
+        job_cluster_key="rollup_cluster",
+        base_secs=360,
+        fail_p=0.02,
+        max_retries=1,
+        min_retry_interval_millis=10_000,
+    )
+    big = rng.random() < 0.5
+    tasks = [
+        TaskDef(
+            "list_regions",
+            "notebook_task",
+            _nb("/Workspace/Repos/analytics/rollup/list_regions"),
+            "job_cluster",
+            job_cluster_key="rollup_cluster",
+            base_secs=40,
+        ),
+        TaskDef(
+            "process_regions",
+            "for_each_task",
+            {},
+            "none",
+            depends_on=(("list_regions", None),),
+            for_each=ForEachDef(
+                "{{tasks.list_regions.values.regions}}",
+                rng.choice([3, 4, 8]),
+                nested,
+                3,
+                130 if big else 12,
+            ),
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"regional_rollup{suffix}",
+        "PERIODIC",
+        tasks,
+        job_clusters=[{"job_cluster_key": "rollup_cluster", "new_cluster": new_cluster(rng)}],
+    )
+
+
+def queued_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Manually triggered long export: overlapping triggers wait in the job queue."""
+    tasks = [
+        TaskDef(
+            "export_to_partner",
+            "notebook_task",
+            _nb("/Workspace/Repos/partners/export/export_to_partner", partner="contoso"),
+            "new_cluster",
+            new_cluster=new_cluster(rng, autoscale=False),
+            base_secs=3 * 3600,
+            fail_p=0.04,
+        ),
+    ]
+    return _job(rng, job_id, f"partner_export{suffix}", "ONE_TIME", tasks)
+
+
+def skipping_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Frequent schedule without queueing: overlaps produce SKIPPED runs."""
+    tasks = [
+        TaskDef(
+            "snapshot",
+            "spark_jar_task",
+            {"main_class_name": "com.example.inventory.Snapshot", "parameters": ["--full"]},
+            "new_cluster",
+            new_cluster=new_cluster(rng),
+            base_secs=0,
+            fail_p=0.03,
+        ),
+    ]
+    return _job(rng, job_id, f"inventory_snapshot{suffix}", "PERIODIC", tasks, queue=False)
+
+
+def legacy_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Legacy single-task job on an all-purpose cluster, retried at job level (RETRY runs)."""
+    cluster = rng.choice(ALL_PURPOSE_CLUSTERS)
+    tasks = [
+        TaskDef(
+            f"daily_fx_rates_pull{suffix}",
+            "notebook_task",
+            _nb("/Workspace/Repos/finance/fx/pull_rates"),
+            "existing_cluster",
+            existing_cluster_id=cluster,
+            base_secs=95,
+            fail_p=0.12,
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"daily_fx_rates_pull{suffix}",
+        "PERIODIC",
+        tasks,
+        shape="legacy",
+        job_retries=2,
+        job_retry_interval_ms=300_000,
+    )
+
+
+def fanout_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """A backfill with 101-300 tasks on one job cluster: exercises every 100-element cut."""
+    n = rng.randint(101, 300)
+    tasks = [
+        TaskDef(
+            "prepare",
+            "notebook_task",
+            _nb("/Workspace/Repos/platform/backfill/prepare"),
+            "job_cluster",
+            job_cluster_key="backfill_cluster",
+            base_secs=60,
+        )
+    ]
+    for i in range(n - 1):
+        tasks.append(
+            TaskDef(
+                f"backfill_part_{i:03d}",
+                "notebook_task",
+                _nb("/Workspace/Repos/platform/backfill/backfill_part", part=str(i)),
+                "job_cluster",
+                job_cluster_key="backfill_cluster",
+                depends_on=(("prepare", None),),
+                max_retries=2,
+                min_retry_interval_millis=30_000,
+                base_secs=300,
+                fail_p=0.004,
+            )
+        )
+    return _job(
+        rng,
+        job_id,
+        f"big_backfill_fanout{suffix}",
+        "PERIODIC",
+        tasks,
+        job_clusters=[
+            {"job_cluster_key": "backfill_cluster", "new_cluster": new_cluster(rng, autoscale=True)}
+        ],
+        max_concurrent_runs=2,
+        via_run_job_task=True,
+    )
+
+
+def quality_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Mixed compute, a condition branch (EXCLUDED), a disabled task and an ALL_DONE notifier."""
+    tasks = [
+        TaskDef(
+            "check_new_data",
+            "condition_task",
+            {"op": "GREATER_THAN", "left": "{{job.parameters.new_rows}}", "right": "0"},
+            "none",
+            base_secs=1,
+        ),
+        TaskDef(
+            "validate",
+            "notebook_task",
+            _nb("/Workspace/Repos/quality/validate"),
+            "existing_cluster",
+            existing_cluster_id=rng.choice(ALL_PURPOSE_CLUSTERS),
+            depends_on=(("check_new_data", "true"),),
+            base_secs=240,
+            fail_p=0.07,
+        ),
+        TaskDef(
+            "profile",
+            "spark_python_task",
+            {"python_file": "/Workspace/Repos/quality/profile.py", "source": "WORKSPACE"},
+            "serverless",
+            environment_key="default",
+            depends_on=(("validate", None),),
+            base_secs=180,
+            fail_p=0.03,
+        ),
+        TaskDef(
+            "score_anomalies",
+            "spark_jar_task",
+            {"main_class_name": "com.example.quality.Anomalies"},
+            "new_cluster",
+            new_cluster=new_cluster(rng),
+            depends_on=(("validate", None),),
+            base_secs=600,
+            fail_p=0.05,
+        ),
+        TaskDef(
+            "legacy_export",
+            "notebook_task",
+            _nb("/Workspace/Repos/quality/legacy_export"),
+            "existing_cluster",
+            existing_cluster_id=rng.choice(ALL_PURPOSE_CLUSTERS),
+            depends_on=(("validate", None),),
+            disabled=True,
+        ),
+        TaskDef(
+            "notify",
+            "notebook_task",
+            _nb("/Workspace/Repos/quality/notify"),
+            "serverless",
+            depends_on=(("profile", None), ("score_anomalies", None)),
+            run_if="ALL_DONE",
+            base_secs=20,
+            fail_p=0.01,
+        ),
+    ]
+    return _job(
+        rng,
+        job_id,
+        f"data_quality_checks{suffix}",
+        "PERIODIC",
+        tasks,
+        parameters=[{"name": "new_rows", "default": "0"}],
+        environments=[{"environment_key": "default", "spec": {"client": "2"}}],
+    )
+
+
+def submit_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Hidden job behind one-time runs/submit calls from an orchestrator (legacy shape)."""
+    spec = new_cluster(rng, autoscale=False)
+    spec["custom_tags"] = {"orchestrator": "airflow", "dag_id": f"customer_scores{suffix}"}
+    tasks = [
+        TaskDef(
+            f"adhoc_backfill_customer_scores{suffix}",
+            "spark_python_task",
+            {
+                "python_file": "dbfs:/jobs/adhoc/score_customers.py",
+                "parameters": ["--since", "2025-05-01"],
+            },
+            "new_cluster",
+            new_cluster=spec,
+            base_secs=700,
+            fail_p=0.06,
+        ),
+    ]
+    job = _job(
+        rng,
+        job_id,
+        f"adhoc_backfill_customer_scores{suffix}",
+        "ONE_TIME",
+        tasks,
+        shape="legacy",
+        run_type="SUBMIT_RUN",
+        listed=False,
+    )
+    job.creator = SERVICE_PRINCIPALS[1]
+    return job
+
+
+def workflow_job(rng: random.Random, job_id: int, suffix: str) -> JobDef:
+    """Hidden job behind dbutils.notebook.run calls on an all-purpose cluster (legacy shape)."""
+    user = rng.choice(USERS)
+    path = f"/Users/{user}/helpers/refresh_dim_dates{suffix}"
+    tasks = [
+        TaskDef(
+            f"refresh_dim_dates{suffix}",
+            "notebook_task",
+            _nb(path, year="2025"),
+            "existing_cluster",
+            existing_cluster_id=rng.choice(ALL_PURPOSE_CLUSTERS),
+            base_secs=140,
+            fail_p=0.05,
+        ),
+    ]
+    job = _job(
+        rng, job_id, path, "ONE_TIME", tasks, shape="legacy", run_type="WORKFLOW_RUN", listed=False
+    )
+    job.creator = user
+    return job
+
+
+Template = Callable[[random.Random, int, str], JobDef]
+
+# (template, share of runs). The rotation order guarantees every shape once jobs >= 12.
+ROTATION: list[tuple[Template, float]] = [
+    (etl_job, 1.0),
+    (compaction_job, 3.0),
+    (serverless_job, 1.5),
+    (continuous_job, 0.3),
+    (foreach_job, 0.8),
+    (queued_job, 0.5),
+    (legacy_job, 0.8),
+    (skipping_job, 2.5),
+    (submit_job, 1.2),
+    (quality_job, 1.0),
+    (workflow_job, 1.0),
+    (fanout_job, 0.0),
+]
+
+
+def nice_period_ms(target_ms: int) -> int:
+    """The largest cron-friendly period not above target (at least 5 minutes)."""
+    best = NICE_PERIODS_MIN[0]
+    for minutes in NICE_PERIODS_MIN:
+        if minutes * 60_000 <= target_ms:
+            best = minutes
+    return best * 60_000
+
+
+def cron_for(period_ms: int, rng: random.Random) -> str:
+    """A quartz expression firing every period (periods are from NICE_PERIODS_MIN)."""
+    minutes = period_ms // 60_000
+    if minutes < 60:
+        return f"0 0/{minutes} * * * ?"
+    hours = minutes // 60
+    if hours < 24:
+        return f"0 0 0/{hours} * * ?"
+    if hours == 24:
+        return f"0 0 {rng.randint(0, 6)} * * ?"
+    if hours == 48:
+        return f"0 0 {rng.randint(0, 6)} 1/2 * ?"
+    return f"0 0 {rng.randint(0, 6)} ? * MON"
+
+
+__all__ = ["DAY_MS", "HOUR_MS", "ROTATION", "cron_for", "new_cluster", "nice_period_ms"]

@@ -1,0 +1,713 @@
+"""A simulated Databricks workspace: jobs, 60 days of runs, a clock, and the Jobs 2.2 read API.
+
+`Workspace.generate` builds a deterministic workspace per seed; `advance` moves its clock (new
+runs, progress, late repairs, deletions, retention); the `api_*` methods answer like the real
+endpoints. Never reads the wall clock except for the default `now_ms`, never uses global random.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import heapq
+import json
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from . import _catalog
+from ._model import DAY_MS, HOUR_MS, RETENTION_MS, JobDef, RunRec, TaskRun
+from ._planner import Planner, is_failure
+from ._render import Renderer, run_view, visible_segments, visible_tasks
+from ._truth import job_aggregates, truth_tables
+
+PAGE = 100  # array elements per runs/get page
+RUNS_OFFSET_CAP = 10_000
+JOBS_OFFSET_CAP = 1_000
+
+
+class ApiError(Exception):
+    """An error response: HTTP status, error_code (string or number) and message."""
+
+    def __init__(self, status: int, error_code: str | int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def _encode(obj: Mapping[str, Any]) -> str:
+    raw = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        obj = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise invalid("Invalid page token.") from exc
+    if not isinstance(obj, dict):
+        raise invalid("Invalid page token.")
+    return obj
+
+
+def _bool(params: Mapping[str, str], name: str) -> bool:
+    value = params.get(name)
+    if value is None or value == "":
+        return False
+    if value.lower() not in ("true", "false"):
+        raise invalid(f"Invalid value for parameter {name}: {value!r} is not a boolean.")
+    return value.lower() == "true"
+
+
+def _int(params: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise invalid(f"Invalid value for parameter {name}: {value!r} is not an integer.") from exc
+
+
+class Workspace:
+    """The whole simulated workspace. Not thread-safe: the server holds a lock around it."""
+
+    def __init__(self, seed: int, now_ms: int, workspace_id: int, host: str) -> None:
+        self.seed = seed
+        self.now_ms = now_ms
+        self.workspace_id = workspace_id
+        self.host = host.rstrip("/")
+        self.rng = random.Random(seed)
+        self.jobs: dict[int, JobDef] = {}
+        self.runs: dict[int, RunRec] = {}
+        self._keys: list[tuple[int, int]] = []  # (start_time, run_id), ascending
+        self._task_index: dict[
+            int, tuple[int, TaskRun]
+        ] = {}  # task/iteration run id -> (run, task)
+        self._events: list[tuple[int, int, str, int]] = []  # (time, seq, kind, job or run id)
+        self._seq = 0
+        self._next_id = self.rng.randrange(100_000_000_000_000, 800_000_000_000_000)
+        self.renderer = Renderer(self.host, workspace_id)
+        self.planner = Planner(self.rng, self._new_id)
+        self.deleted: set[int] = set()
+
+    # ------------------------------------------------------------------------ generation
+    @classmethod
+    def generate(
+        cls,
+        seed: int,
+        jobs: int = 20,
+        runs: int = 2000,
+        days: int = 60,
+        now_ms: int | None = None,
+        workspace_id: int | None = None,
+        host: str | None = None,
+    ) -> Workspace:
+        """A workspace with `jobs` jobs and exactly `runs` runs started in the last `days` days.
+
+        Deterministic for equal arguments (pass now_ms; it defaults to the current time).
+        workspace_id and host default to values derived from the seed.
+        """
+        if jobs < 1 or runs < 0 or not 1 <= days <= 60:
+            raise ValueError("need jobs >= 1, runs >= 0 and 1 <= days <= 60")
+        ids = random.Random(seed * 7919 + 17)
+        wid = workspace_id if workspace_id is not None else ids.randrange(10**15, 10**16)
+        if host is None:
+            host = f"https://dbc-{ids.getrandbits(32):08x}-{ids.getrandbits(16):04x}.cloud.databricks.com"
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        ws = cls(seed, now, wid, host)
+        ws._build(jobs, runs, days)
+        return ws
+
+    def _new_id(self) -> int:
+        self._next_id += self.rng.randint(1, 90)
+        return self._next_id
+
+    def _push(self, at: int, kind: str, ref: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (at, self._seq, kind, ref))
+
+    def _build(self, n_jobs: int, n_runs: int, days: int) -> None:
+        rng = self.rng
+        now = self.now_ms
+        window = days * DAY_MS - HOUR_MS
+        start_of_window = now - window
+        rotation = _catalog.ROTATION
+        jobs: list[JobDef] = []
+        used: set[int] = set()
+        for i in range(n_jobs):
+            template, weight = rotation[i % len(rotation)]
+            suffix = "" if i < len(rotation) else f"_{i // len(rotation) + 1}"
+            job_id = rng.randrange(10**14, 2 * 10**15)
+            while job_id in used:
+                job_id = rng.randrange(10**14, 2 * 10**15)
+            used.add(job_id)
+            job = template(rng, job_id, suffix)
+            job.quota = int(weight * 1000)  # relative weight for now
+            jobs.append(job)
+            self.jobs[job.job_id] = job
+        # Quotas: the fan-out job gets "a few" runs, the rest share by weight.
+        fanout = [j for j in jobs if j.quota == 0]
+        for j in fanout:
+            j.quota = min(n_runs, max(2, n_runs // 600))
+        left = n_runs - sum(j.quota for j in fanout)
+        weighted = [j for j in jobs if j not in fanout]
+        total_w = sum(j.quota for j in weighted) or 1
+        shares = [left * j.quota / total_w for j in weighted]
+        for j, share in zip(weighted, shares, strict=True):
+            j.quota = int(share)
+        rest = left - sum(j.quota for j in weighted)
+        for j in sorted(weighted, key=lambda j: -j.quota)[: max(0, rest)]:
+            j.quota += 1
+        deficit = 0
+        for job in jobs:
+            deficit += self._seed_triggers(job, start_of_window, now, window)
+        irregular = [j for j in jobs if j.trigger in ("ONE_TIME", "FILE_ARRIVAL")]
+        if deficit and irregular:
+            extra = irregular[0]
+            for t in sorted(rng.randint(start_of_window, now) for _ in range(deficit)):
+                self._push(t, "gen", extra.job_id)
+        for job in jobs:
+            job.created_time = job.last_trigger - rng.randint(DAY_MS, 30 * DAY_MS)
+        self._process_until(now)
+        excess = len(self._keys) - n_runs
+        for _start, run_id in list(self._keys[: max(0, excess)]):
+            self._remove(run_id)
+        for job in jobs:
+            self._push_next(job, now)
+        self.deleted.clear()
+
+    def _seed_triggers(self, job: JobDef, lo: int, now: int, window: int) -> int:
+        """Queue the generation triggers of one job; returns how many of its quota did not fit."""
+        rng = self.rng
+        q = job.quota
+        if q <= 0:
+            job.last_trigger = lo
+            return 0
+        if job.trigger == "CONTINUOUS":
+            job.tasks[0].base_secs = max(600, int(window / q * 0.8 / 1000))
+            self._push(lo + rng.randint(0, 60_000), "chain", job.job_id)
+            job.last_trigger = lo
+            return 0
+        if job.trigger == "PERIODIC":
+            period = _catalog.nice_period_ms(window // q)
+            job.period_ms = period
+            job.cron = _catalog.cron_for(period, rng)
+            if job.tasks[0].base_secs == 0:
+                job.tasks[0].base_secs = int(period * 0.8 / 1000)
+            fit = min(q, window // period)
+            last = now // period * period
+            times = [last - k * period for k in range(fit)]
+            for t in times:
+                self._push(t + rng.randint(5, 600), "gen", job.job_id)
+            job.last_trigger = min(times) if times else lo
+            return q - fit
+        times = sorted(rng.randint(lo, now) for _ in range(q))
+        if job.tasks[0].base_secs >= 3600 and q >= 2:
+            times[-2:] = [now - 2 * HOUR_MS, now - 35 * 60_000]  # one running, one queued behind it
+            self._push(times[-2], "long", job.job_id)
+            times = times[:-2] + times[-1:]
+        for t in times:
+            self._push(t, "gen", job.job_id)
+        job.last_trigger = min(times) if times else lo
+        return 0
+
+    def _push_next(self, job: JobDef, after: int) -> None:
+        """Schedule the job's next trigger after `after` (continuous jobs chain on run end)."""
+        rng = self.rng
+        if job.trigger == "CONTINUOUS":
+            return
+        if job.trigger == "PERIODIC" and job.period_ms:
+            nxt = (after // job.period_ms + 1) * job.period_ms + rng.randint(5, 600)
+        else:
+            rate_ms = max(HOUR_MS, (60 * DAY_MS) // max(1, job.quota))
+            nxt = after + int(rng.expovariate(1.0) * rate_ms) + 1
+        self._push(nxt, "next", job.job_id)
+
+    # ------------------------------------------------------------------------ the clock
+    def advance(self, seconds: float) -> None:
+        """Move the clock: new runs, progress, repairs of old failures, deletions, retention."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        old = self.now_ms
+        new = old + int(seconds * 1000)
+        self._random_repairs(old, new)
+        self._process_until(new)
+        self.now_ms = new
+        self._random_deletes(seconds)
+        cutoff = new - RETENTION_MS
+        while self._keys and self._keys[0][0] < cutoff:
+            self._remove(self._keys[0][1])
+
+    def _random_repairs(self, old: int, new: int) -> None:
+        """Some failed runs from the last three weeks get repaired during (old, new]."""
+        rng = self.rng
+        p = min(1.0, (new - old) / (6 * DAY_MS))
+        if p <= 0:
+            return
+        lo = bisect.bisect_left(self._keys, (old - 21 * DAY_MS, 0))
+        for _, run_id in self._keys[lo:]:
+            run = self.runs[run_id]
+            seg = run.segments[-1]
+            if (
+                seg.end > old
+                or run.legacy
+                or run.skipped
+                or seg.outcome.result in ("SUCCESS", None)
+            ):
+                continue
+            if rng.random() < p:
+                self._push(rng.randint(old + 1, new), "repair", run_id)
+
+    def _random_deletes(self, seconds: float) -> None:
+        rng = self.rng
+        expected = seconds / DAY_MS * 1000 * 0.5  # about one deletion every two days
+        n = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
+        for _ in range(n):
+            if not self._keys:
+                return
+            _, run_id = self._keys[rng.randrange(len(self._keys))]
+            if not run_view(self.runs[run_id], self.now_ms).active:
+                self._remove(run_id)
+
+    def _process_until(self, until: int) -> None:
+        rng = self.rng
+        while self._events and self._events[0][0] <= until:
+            at, _, kind, ref = heapq.heappop(self._events)
+            if kind == "repair":
+                run = self.runs.get(ref)
+                if run is not None and self.planner.repair(run, at):
+                    self._index(run)
+                continue
+            if kind == "retry":
+                orig = self.runs.get(ref)
+                if orig is None:
+                    continue
+                run = self.planner.plan_run(
+                    orig.job,
+                    at,
+                    "RETRY",
+                    attempt=orig.attempt + 1,
+                    original=orig.original_attempt_run_id,
+                )
+                self._add(run)
+                continue
+            job = self.jobs[ref]
+            trigger = job.trigger
+            if trigger == "CONTINUOUS":
+                run = self.planner.plan_run(job, at, trigger)
+                self._add(run)
+                self._push(run.planned_end + rng.randint(2000, 10_000), "chain", job.job_id)
+                continue
+            if kind == "long":
+                base = job.tasks[0].base_secs
+                run = self.planner.plan_run(
+                    job, at, trigger, fail_scale=0.0, run_ms=base * 1000 * 2
+                )
+            else:
+                run = self.planner.plan_run(job, at, trigger)
+            if job.trigger == "ONE_TIME" and job.run_type == "JOB_RUN":
+                run.params = {"partner": rng.choice(["contoso", "northwind", "fabrikam"])}
+            self._add(run)
+            if kind == "next":
+                self._push_next(job, at)
+
+    def _add(self, run: RunRec) -> None:
+        job = run.job
+        self.runs[run.run_id] = run
+        bisect.insort(self._keys, (run.start, run.run_id))
+        if not run.skipped:
+            job.busy_until = max(job.busy_until, run.planned_end)
+        self._index(run)
+        seg = run.segments[0]
+        if run.legacy and is_failure(seg.outcome) and run.attempt < job.job_retries:
+            self._push(seg.end + job.job_retry_interval_ms, "retry", run.run_id)
+        elif (
+            not run.legacy
+            and not run.skipped
+            and seg.outcome.result in ("FAILED", "TIMEDOUT", "CANCELED")
+        ) and self.rng.random() < 0.3:
+            delay = int(min(14 * DAY_MS, 10 * 60_000 * self.rng.lognormvariate(3.0, 1.5)))
+            self._push(seg.end + delay, "repair", run.run_id)
+
+    def _index(self, run: RunRec) -> None:
+        for t in run.tasks:
+            if t.run_id != run.run_id:
+                self._task_index[t.run_id] = (run.run_id, t)
+            for it in t.iterations or ():
+                self._task_index[it.run_id] = (run.run_id, it)
+
+    def _remove(self, run_id: int) -> None:
+        run = self.runs.pop(run_id, None)
+        if run is None:
+            return
+        i = bisect.bisect_left(self._keys, (run.start, run_id))
+        if i < len(self._keys) and self._keys[i] == (run.start, run_id):
+            del self._keys[i]
+        for t in run.tasks:
+            self._task_index.pop(t.run_id, None)
+            for it in t.iterations or ():
+                self._task_index.pop(it.run_id, None)
+        self.deleted.add(run_id)
+
+    # ------------------------------------------------------------------------ admin
+    def repair_run(self, run_id: int, at_ms: int | None = None) -> int:
+        """Repair a finished, failed multitask run now (or at at_ms <= now); returns the repair id."""
+        run = self.runs[run_id]
+        at = self.now_ms if at_ms is None else at_ms
+        if at > self.now_ms or not self.planner.repair(run, at):
+            raise ValueError(f"run {run_id} cannot be repaired (active, legacy or nothing failed)")
+        self._index(run)
+        return run.segments[-1].repair_id
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run as runs/delete would."""
+        if run_id not in self.runs:
+            raise KeyError(run_id)
+        self._remove(run_id)
+
+    def run_ids(self, start_ms: int | None = None, end_ms: int | None = None) -> list[int]:
+        """Run ids with start_time in [start_ms, end_ms], newest first."""
+        lo = bisect.bisect_left(self._keys, (start_ms if start_ms is not None else -1, -1))
+        hi = bisect.bisect_right(self._keys, (end_ms if end_ms is not None else 2**62, 2**62))
+        return [rid for _, rid in reversed(self._keys[lo:hi])]
+
+    # ------------------------------------------------------------------------ ground truth
+    def ground_truth(
+        self,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        *,
+        with_history: bool = True,
+        exclude_jobs: frozenset[int] | set[int] = frozenset(),
+    ) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The rows a complete store holds for runs started in [start_ms, end_ms], at this clock.
+
+        {table: {key: row}}; keys: runs/tasks/task_iterations by run_id, repair_history by
+        (job_run_id, repair_id), jobs by job_id. Columns are named as in extractor/schema.py.
+        """
+        runs = [self.runs[r] for r in self.run_ids(start_ms, end_ms)]
+        runs = [r for r in runs if r.job.job_id not in exclude_jobs]
+        jobs = [j for j in self.jobs.values() if j.listed]
+        return truth_tables(
+            runs, jobs, self.now_ms, str(self.workspace_id), self.renderer, with_history
+        )
+
+    def job_aggregates(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> dict[int, dict[str, int]]:
+        """Per job: runs, terminal_runs, succeeded, failed, canceled, skipped, repairs."""
+        runs = [self.runs[r] for r in self.run_ids(start_ms, end_ms)]
+        return job_aggregates(runs, self.now_ms)
+
+    def run_json(self, run_id: int) -> dict[str, Any]:
+        """The run as runs/get?include_history=true returns it, merged over all pages."""
+        return self._get_run_page(self.runs[run_id], 0, True, all_pages=True)[0]
+
+    # ------------------------------------------------------------------------ the API
+    def api_list_runs(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/runs/list."""
+        limit = _int(params, "limit", 20)
+        assert limit is not None
+        if limit < 0:
+            raise invalid(f"Invalid limit {limit} - it has to be at least 0.")
+        if limit > 25:
+            raise invalid(f"Invalid limit {limit} - it has to be no more than 25.")
+        limit = limit or 25
+        token = params.get("page_token") or ""
+        if token:
+            t = _decode(token)
+            try:
+                filt = dict(t["f"])
+                direction, cursor = str(t["d"]), (int(t["c"][0]), int(t["c"][1]))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise invalid("Invalid page token.") from exc
+            offset = 0
+        else:
+            active, completed = _bool(params, "active_only"), _bool(params, "completed_only")
+            if active and completed:
+                raise invalid("active_only and completed_only cannot both be true.")
+            run_type = params.get("run_type") or None
+            if run_type is not None and run_type not in ("JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"):
+                raise invalid(f"Invalid run_type: {run_type}")
+            filt = {
+                "job_id": _int(params, "job_id"),
+                "active": active,
+                "completed": completed,
+                "run_type": run_type,
+                "from": _int(params, "start_time_from"),
+                "to": _int(params, "start_time_to"),
+                "expand": _bool(params, "expand_tasks"),
+            }
+            if (
+                filt["job_id"] is not None
+                and filt["job_id"] not in self.jobs
+                and not any(r.job.job_id == filt["job_id"] for r in self.runs.values())
+            ):
+                raise invalid(f"Job {filt['job_id']} does not exist.")
+            direction, cursor = "n", (2**62, 2**62)
+            offset = _int(params, "offset", 0) or 0
+            if offset < 0:
+                raise invalid(f"Invalid offset {offset}.")
+            if offset > RUNS_OFFSET_CAP:
+                raise invalid(
+                    f"The supplied offset {offset} has exceeded the value of {RUNS_OFFSET_CAP} "
+                    "allowed for this parameter.Please use the page_token parameter to paginate: "
+                    "https://docs.databricks.com/api/workspace/jobs/listruns."
+                )
+        lo_t = filt["from"] if filt["from"] is not None else -1
+        hi_t = filt["to"] if filt["to"] is not None else 2**62
+        keys = self._keys
+        lo = bisect.bisect_left(keys, (lo_t, -1))
+        hi = bisect.bisect_right(keys, (hi_t, 2**62))
+        picked: list[RunRec] = []
+        want = offset + limit + 1
+        if direction == "n":
+            i = min(hi, bisect.bisect_left(keys, cursor)) - 1
+            while i >= lo and len(picked) < want:
+                run = self.runs[keys[i][1]]
+                if self._matches(run, filt):
+                    picked.append(run)
+                i -= 1
+            picked = picked[offset:]
+            more = len(picked) > limit
+            page = picked[:limit]
+            has_prev = token != "" or offset > 0
+        else:
+            i = max(lo, bisect.bisect_right(keys, cursor))
+            while i < hi and len(picked) < limit + 1:
+                run = self.runs[keys[i][1]]
+                if self._matches(run, filt):
+                    picked.append(run)
+                i += 1
+            has_prev = len(picked) > limit
+            page = list(reversed(picked[:limit]))
+            more = True
+        out: dict[str, Any] = {}
+        if page:
+            out["runs"] = [self._list_entry(r, bool(filt["expand"])) for r in page]
+            last, first = page[-1], page[0]
+            if more:
+                out["next_page_token"] = _encode(
+                    {"d": "n", "c": [last.start, last.run_id], "f": filt}
+                )
+            if has_prev:
+                out["prev_page_token"] = _encode(
+                    {"d": "p", "c": [first.start, first.run_id], "f": filt}
+                )
+        return out
+
+    def _matches(self, run: RunRec, filt: Mapping[str, Any]) -> bool:
+        if filt["job_id"] is not None and run.job.job_id != filt["job_id"]:
+            return False
+        if filt["run_type"] is not None and run.job.run_type != filt["run_type"]:
+            return False
+        if filt["active"] or filt["completed"]:
+            active = run_view(run, self.now_ms).active
+            if active != bool(filt["active"]):
+                return False
+        return True
+
+    def _list_entry(self, run: RunRec, expand: bool) -> dict[str, Any]:
+        now = self.now_ms
+        out, v = self.renderer.run_scalars(run, now)
+        if not expand:
+            return out
+        tasks = visible_tasks(run, now)
+        clusters = run.job_clusters or []
+        url = out.pop("run_page_url")
+        if clusters:
+            out["job_clusters"] = clusters[:PAGE]
+        params = self.renderer.job_parameters(run)
+        if params:
+            out["job_parameters"] = params[:PAGE]
+        if tasks:
+            out["tasks"] = [self.renderer.task(run, t, now, v.queued) for t in tasks[:PAGE]]
+        out["run_page_url"] = url
+        if len(tasks) > PAGE or len(clusters) > PAGE:
+            out["has_more"] = True
+        return out
+
+    def api_get_run(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/runs/get (a job run id or a task run id)."""
+        run_id = _int(params, "run_id")
+        if run_id is None:
+            raise invalid("Missing required field: run_id")
+        history = _bool(params, "include_history")
+        _bool(params, "include_resolved_values")
+        page = 0
+        token = params.get("page_token") or ""
+        if token:
+            t = _decode(token)
+            if t.get("r") != run_id or not isinstance(t.get("p"), int):
+                raise invalid("Invalid page token.")
+            page = int(t["p"])
+        run = self.runs.get(run_id)
+        if run is None:
+            hit = self._task_index.get(run_id)
+            if hit is None or hit[0] not in self.runs:
+                raise invalid(f"Run {run_id} does not exist.")
+            parent = self.runs[hit[0]]
+            if hit[1].appear > self.now_ms:
+                raise invalid(f"Run {run_id} does not exist.")
+            body, more = self._get_task_page(parent, hit[1], page)
+        else:
+            body, more = self._get_run_page(run, page, history)
+        if more:
+            body["next_page_token"] = _encode({"r": run_id, "p": page + 1})
+        return body
+
+    def owner_job(self, run_id: int) -> int | None:
+        """The job id of a run or task run, for permission checks."""
+        run = self.runs.get(run_id)
+        if run is not None:
+            return run.job.job_id
+        hit = self._task_index.get(run_id)
+        return self.runs[hit[0]].job.job_id if hit and hit[0] in self.runs else None
+
+    def _get_run_page(
+        self, run: RunRec, page: int, history: bool, *, all_pages: bool = False
+    ) -> tuple[dict[str, Any], bool]:
+        now = self.now_ms
+        out, v = self.renderer.run_scalars(run, now)
+        url = out.pop("run_page_url")
+        tasks = visible_tasks(run, now)
+        arrays: dict[str, list[Any]] = {
+            "job_clusters": list(run.job_clusters or []),
+            "job_parameters": self.renderer.job_parameters(run),
+            "tasks": tasks,
+        }
+        if history:
+            arrays["repair_history"] = list(range(visible_segments(run, now)))
+        lo, hi = (0, 2**62) if all_pages else (page * PAGE, page * PAGE + PAGE)
+        more = False
+        for name, arr in arrays.items():
+            part = arr[lo:hi]
+            more = more or len(arr) > hi
+            if not part:
+                continue
+            if name == "tasks":
+                part = [self.renderer.task(run, t, now, v.queued) for t in part]
+            elif name == "repair_history":
+                out["run_page_url"] = url
+                part = [self.renderer.history_item(run, i, now) for i in part]
+            out[name] = part
+        out.setdefault("run_page_url", url)
+        return out, more
+
+    def _get_task_page(self, run: RunRec, task: TaskRun, page: int) -> tuple[dict[str, Any], bool]:
+        now = self.now_ms
+        r = self.renderer
+        _, rv = r.run_scalars(run, now)
+        tj = r.task(run, task, now, rv.queued)
+        out: dict[str, Any] = {
+            "job_id": run.job.job_id,
+            "run_id": task.run_id,
+            "job_run_id": run.run_id,
+            "number_in_job": task.run_id,
+            "creator_user_name": run.job.creator,
+            "original_attempt_run_id": task.run_id,
+            "attempt_number": 0,
+            "run_name": task.tdef.task_key,
+            "run_type": run.job.run_type,
+            "trigger": run.trigger,
+        }
+        for k in (
+            "start_time",
+            "end_time",
+            "setup_duration",
+            "execution_duration",
+            "cleanup_duration",
+        ):
+            out[k] = tj[k]
+        if "queue_duration" in tj:
+            out["queue_duration"] = tj["queue_duration"]
+        out["state"], out["status"] = tj["state"], tj["status"]
+        out["tasks"] = [tj]
+        more = False
+        if task.iterations is not None:
+            its = [i for i in task.iterations if i.appear <= now]
+            part = its[page * PAGE : page * PAGE + PAGE]
+            if part:
+                out["iterations"] = [r.task(run, i, now, False) for i in part]
+            more = len(its) > page * PAGE + PAGE
+        out["run_page_url"] = tj["run_page_url"]
+        return out, more
+
+    def api_list_jobs(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/list."""
+        limit = _int(params, "limit", 20)
+        assert limit is not None
+        if limit < 1 or limit > 100:
+            raise invalid(f"Invalid limit {limit} - it has to be between 1 and 100.")
+        expand = _bool(params, "expand_tasks")
+        name = params.get("name")
+        token = params.get("page_token") or ""
+        offset = _int(params, "offset", 0) or 0
+        if offset > JOBS_OFFSET_CAP:
+            raise invalid(
+                f"The supplied offset {offset} has exceeded the value of {JOBS_OFFSET_CAP} allowed "
+                "for this parameter.Please use the page_token parameter to paginate"
+            )
+        ordered = sorted(
+            (j for j in self.jobs.values() if j.listed), key=lambda j: (-j.created_time, -j.job_id)
+        )
+        if token:
+            t = _decode(token)
+            try:
+                cursor = (int(t["c"][0]), int(t["c"][1]))
+                name = t.get("n")
+                expand = bool(t.get("x"))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise invalid("Invalid page token.") from exc
+            ordered = [j for j in ordered if (-j.created_time, -j.job_id) > cursor]
+        if name:
+            ordered = [j for j in ordered if j.name.lower() == name.lower()]
+        ordered = ordered[offset:]
+        page = ordered[:limit]
+        out: dict[str, Any] = {}
+        if page:
+            rendered = []
+            for j in page:
+                body, more = self.renderer.job(j, expand=expand, full=False)
+                if more:
+                    body["has_more"] = True
+                rendered.append(body)
+            out["jobs"] = rendered
+            if len(ordered) > limit:
+                last = page[-1]
+                out["next_page_token"] = _encode(
+                    {"c": [-last.created_time, -last.job_id], "n": name, "x": expand}
+                )
+        return out
+
+    def api_get_job(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/get."""
+        job_id = _int(params, "job_id")
+        if job_id is None:
+            raise invalid("Missing required field: job_id")
+        job = self.jobs.get(job_id)
+        if job is None or not job.listed:
+            raise invalid(f"Job {job_id} does not exist.")
+        page = 0
+        token = params.get("page_token") or ""
+        if token:
+            t = _decode(token)
+            if t.get("j") != job_id or not isinstance(t.get("p"), int):
+                raise invalid("Invalid page token.")
+            page = int(t["p"])
+        body, more = self.renderer.job(job, expand=True, full=True, page=page)
+        if more:
+            body["next_page_token"] = _encode({"j": job_id, "p": page + 1})
+        return body

@@ -1,0 +1,168 @@
+"""Shared fixtures: a simulated workspace served on loopback, a client for it, a store path,
+and the comparison of a store with the simulator's ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from extractor.client import JobsClient
+from extractor.config import resolve_workspace
+from extractor.extract import ExtractOptions, ExtractResult, extract
+from extractor.schema import KEYS, TABLES
+from extractor.simulator import Faults, SimServer, Workspace, serve
+from extractor.store import Store
+
+# The API reference's samples, in the shared folder beside the repository.
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "databricks-api" / "samples"
+
+
+def sample_path(name: str) -> Path:
+    """A sample response file; the test is skipped in a checkout without the shared folder."""
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"API sample {name} is not available beside this checkout")
+    return path
+
+
+# A fixed clock for the simulated workspace: 2026-11-02 12:00 UTC.
+START_MS = 1_793_620_800_000
+
+
+@pytest.fixture(autouse=True)
+def _no_databricks_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see the developer's credentials or config file."""
+    for name in (
+        "DATABRICKS_HOST",
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "DATABRICKS_CONFIG_PROFILE",
+        "DATABRICKS_AUTH_TYPE",
+        "JOBRUNS_DB",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+
+
+class Sim:
+    """A served workspace plus what a test needs to extract it."""
+
+    def __init__(self, server: SimServer, db: Path) -> None:
+        self.server = server
+        self.workspace: Workspace = server.workspace
+        self.db = db
+        self.store = Store(db)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.workspace.now_ms / 1000, tz=UTC)
+
+    def client(self, **kwargs: Any) -> JobsClient:
+        config = resolve_workspace(host=self.server.url, token=self.server.token, env={})
+        kwargs.setdefault("max_rps", 1000.0)
+        return JobsClient(config, **kwargs)
+
+    def extract(self, options: ExtractOptions | None = None, **kwargs: Any) -> ExtractResult:
+        with self.client(**kwargs) as client:
+            return extract(client, self.store, options or ExtractOptions(), now=self.now)
+
+    def advance(self, seconds: float) -> None:
+        with self.server.lock:
+            self.workspace.advance(seconds)
+
+
+@pytest.fixture
+def make_sim(tmp_path: Path) -> Iterator[Callable[..., Sim]]:
+    servers: list[SimServer] = []
+
+    def make(
+        seed: int = 11,
+        *,
+        runs: int = 1200,
+        jobs: int = 20,
+        faults: Faults | None = None,
+        db: Path | None = None,
+        **kwargs: Any,
+    ) -> Sim:
+        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, now_ms=START_MS)
+        server = serve(workspace, faults=faults, **kwargs)
+        servers.append(server)
+        return Sim(server, db or tmp_path / f"store-{seed}.duckdb")
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def store_rows(
+    db: Path, table: str, columns: list[str], where: str = "true"
+) -> dict[Any, dict[str, Any]]:
+    """Rows of a store table in ground-truth terms: epoch ms for times, dicts for maps."""
+    types = TABLES[table]
+    select = []
+    for column in columns:
+        sql_type = types[column]
+        if sql_type == "TIMESTAMPTZ":
+            select.append(f'epoch_ms("{column}") AS "{column}"')
+        elif sql_type.startswith("MAP"):
+            select.append(f'map_entries("{column}") AS "{column}"')
+        else:
+            select.append(f'"{column}"')
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cursor = con.execute(f"SELECT {', '.join(select)} FROM {table} WHERE {where}")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+    out: dict[Any, dict[str, Any]] = {}
+    key_columns = [k for k in KEYS[table] if k != "workspace_id"]
+    for row in rows:
+        for column in columns:
+            if types[column].startswith("MAP") and row[column] is not None:
+                row[column] = {e["key"]: e["value"] for e in row[column]}
+        for column in columns:
+            # Arrays are sets here (dependencies, task runs of a repair): compare them sorted.
+            if types[column].endswith("[]") and row[column] is not None:
+                row[column] = sorted(row[column])
+        key = row[key_columns[0]] if len(key_columns) == 1 else tuple(row[k] for k in key_columns)
+        assert key not in out, f"duplicate {table} row for key {key}"
+        out[key] = row
+    return out
+
+
+def assert_store_matches(
+    sim: Sim, start_ms: int | None = None, end_ms: int | None = None
+) -> dict[str, dict[Any, dict[str, Any]]]:
+    """The store holds exactly the ground truth for runs started in [start_ms, end_ms]."""
+    truth = sim.workspace.ground_truth(start_ms, end_ms)
+    lo = -(2**62) if start_ms is None else start_ms
+    hi = 2**62 if end_ms is None else end_ms
+    ws = str(sim.workspace.workspace_id)
+    in_window = f"workspace_id = '{ws}' AND deleted_at IS NULL AND epoch_ms(start_time) BETWEEN {lo} AND {hi}"
+    parents = f"SELECT run_id FROM runs WHERE {in_window}"
+    wheres = {
+        "runs": in_window,
+        "tasks": f"job_run_id IN ({parents})",
+        "repair_history": f"job_run_id IN ({parents})",
+        "task_iterations": f"job_run_id IN ({parents})",
+        "jobs": f"workspace_id = '{ws}' AND deleted_at IS NULL",
+    }
+    for table, expected in truth.items():
+        columns = list(next(iter(expected.values())).keys()) if expected else list(KEYS[table])
+        got = store_rows(sim.db, table, columns, wheres[table])
+        missing = expected.keys() - got.keys()
+        extra = got.keys() - expected.keys()
+        assert not missing, f"{table}: {len(missing)} rows missing, e.g. {sorted(missing)[:3]}"
+        assert not extra, f"{table}: {len(extra)} unexpected rows, e.g. {sorted(extra)[:3]}"
+        for key, row in expected.items():
+            row = {c: sorted(v) if isinstance(v, list) else v for c, v in row.items()}
+            if row != got[key]:
+                diff = {c: (row[c], got[key].get(c)) for c in row if row[c] != got[key].get(c)}
+                raise AssertionError(f"{table} {key} differs (expected, stored): {diff}")
+    return truth
