@@ -54,6 +54,8 @@ class JobsApi(Protocol):
 
     def iter_jobs(self) -> Iterator[dict[str, Any]]: ...
 
+    def get_job(self, job_id: int) -> dict[str, Any]: ...
+
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -233,12 +235,17 @@ class Extraction:
         started = self.now()
         t0 = _ms(started)
         self.store.initialize()
-        jobs = list(self.client.iter_jobs())
-        workspace_id = self.client.workspace_id or self._workspace_from_jobs(jobs)
-        self.workspace_id = workspace_id
+        # The workspace id keys every row. A store that has seen this host knows it; otherwise
+        # the first response tells (header, else a run_page_url, else the host itself).
+        known = self.store.workspace_of_host(self.client.host)
+        jobs: list[dict[str, Any]] | None = None
+        if known is None:
+            jobs = list(self.client.iter_jobs())
+            known = self.client.workspace_id or self._workspace_from_runs()
+        self.workspace_id = known
         self.result = result = ExtractResult(
             extract_id=uuid.uuid4().hex,
-            workspace_id=workspace_id,
+            workspace_id=known,
             host=self.client.host,
             started_at=started,
         )
@@ -255,11 +262,9 @@ class Extraction:
             self._write_log(result)
         return result
 
-    def _extract(self, jobs: list[dict[str, Any]], t0: int) -> None:
+    def _extract(self, jobs: list[dict[str, Any]] | None, t0: int) -> None:
         opts, result, ws = self.options, self.result, self.workspace_id
         state = self.store.state(ws)
-        self._store_jobs(jobs, t0)
-
         watermark = state["watermark"]
         retention_start = t0 - _ms_delta(RETENTION)
         if opts.since is not None:
@@ -271,6 +276,8 @@ class Extraction:
         end = _ms(opts.until) if opts.until is not None else t0
         result.window_start, result.window_end = _dt(start), _dt(end)
 
+        # New runs are listed with their tasks; older ranges re-read for repairs and deletions
+        # are listed without (cheaper), and only runs that changed are fetched in full.
         ranges = [_Range(start, end, expand=True, label="new runs")]
         first_time = watermark is None or opts.full_refresh
         rescan_due = (
@@ -286,10 +293,7 @@ class Extraction:
             ranges.append(_Range(cheap_from, start - 1, expand=False, label="repairs"))
         result.rescan, result.repair_sweep = rescan_due, sweep_due
 
-        active_before = self.store.active_run_ids(ws)
-        self._read_ranges(ranges, force=opts.full_refresh)
-        self._refresh(active_before)
-        self._flush()
+        self._fetch_all(ranges, jobs, self.store.active_run_ids(ws), t0, force=opts.full_refresh)
 
         new_watermark = watermark
         if (
@@ -307,38 +311,17 @@ class Extraction:
         with self.store.transaction() as con:
             self.store.save_state(con, ws, self.client.host, **stamps)
 
-    # -- jobs ----------------------------------------------------------------------------
-
-    def _store_jobs(self, listed: list[dict[str, Any]], t0: int) -> None:
-        """Upsert jobs that are new or changed (read in full with jobs/get); mark vanished ones."""
-        with self.store.connect() as con:
-            stored = self.store.job_signatures(con, self.workspace_id)
-        todo = [j for j in listed if stored.get(int(j["job_id"])) != job_signature(j)]
-        full: list[dict[str, Any]] = []
-        with _pool(self.options.concurrency) as pool:
-            futures = [(job, pool.submit(self.client.get_job, int(job["job_id"]))) for job in todo]
-            for job, fut in futures:
-                try:
-                    full.append(fut.result())
-                except NotFoundError:
-                    continue  # deleted between the listing and now
-                except PermissionDeniedError:
-                    full.append(job)
-        hashes = {int(j["job_id"]): job_signature(j) for j in listed}
-        table = flatten_jobs(full, self.workspace_id, _dt(t0), hashes)
-        with self.store.transaction() as con:
-            self.store.upsert_jobs(
-                con, self.workspace_id, table, [int(j["job_id"]) for j in listed], _dt(t0)
-            )
-        self.result.jobs_seen = len(listed)
-
-    # -- listing -----------------------------------------------------------------------
+    # -- fetching ------------------------------------------------------------------------
 
     def _slices(self, rng: _Range) -> list[tuple[int, int]]:
+        """Split a range into disjoint start_time slices that are listed concurrently."""
         span = max(1, rng.end_ms - rng.start_ms + 1)
         count = max(
             1,
-            min(self.options.concurrency * 4, math.ceil(span / _ms_delta(self.options.slice_span))),
+            min(
+                self.options.concurrency * 4,
+                math.ceil(span / _ms_delta(self.options.slice_span)),
+            ),
         )
         step = math.ceil(span / count)
         out = []
@@ -350,13 +333,25 @@ class Extraction:
         # Newest slices first: fresh runs land before the long tail of history.
         return out[::-1]
 
-    def _read_ranges(self, ranges: list[_Range], *, force: bool) -> None:
-        """List every range to its last page, completing runs as pages arrive."""
+    def _fetch_all(
+        self,
+        ranges: list[_Range],
+        jobs: list[dict[str, Any]] | None,
+        active_before: list[int],
+        t0: int,
+        *,
+        force: bool,
+    ) -> None:
+        """Everything the extract reads, in one pool: jobs, every page of every range, the
+        runs that need completing and the formerly active runs. Writes stay on this thread."""
         seen: dict[int, set[int]] = {i: set() for i in range(len(ranges))}
         with self.store.connect() as con:
             stored = [
                 self.store.signatures(con, self.workspace_id, r.start_ms, r.end_ms) for r in ranges
             ]
+            stored_jobs = self.store.job_signatures(con, self.workspace_id)
+        listed_jobs: list[dict[str, Any]] = []
+        full_jobs: list[dict[str, Any]] = []
         with _pool(self.options.concurrency) as pool:
             pending: dict[Future[Any], tuple[str, Any]] = {}
 
@@ -370,40 +365,65 @@ class Extraction:
                 )
                 pending[fut] = ("page", (index, lo, hi))
 
+            def take_jobs(listed: list[dict[str, Any]]) -> None:
+                listed_jobs.extend(listed)
+                for job in listed:
+                    if stored_jobs.get(int(job["job_id"])) != job_signature(job):
+                        pending[pool.submit(self.client.get_job, int(job["job_id"]))] = ("job", job)
+
             for index, rng in enumerate(ranges):
                 for lo, hi in self._slices(rng):
                     list_page(index, lo, hi, None)
-            try:
-                while pending:
-                    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        kind, info = pending.pop(fut)
-                        if kind == "page":
-                            index, lo, hi = info
-                            page = fut.result()
-                            self.result.pages += 1
-                            token = page.get("next_page_token")
-                            if token:
-                                list_page(index, lo, hi, token)
-                            for run in page.get("runs") or []:
-                                seen[index].add(int(run["run_id"]))
-                            for run_id, job, listed in self._triage(
-                                page.get("runs") or [], ranges[index], stored[index], force
-                            ):
-                                fut2 = pool.submit(self._complete, job, listed)
-                                pending[fut2] = ("run", (run_id, listed))
-                        else:
-                            run_id, listed = info
-                            self._collect(fut, run_id, listed)
-                        self._report("listing")
-                    self._maybe_flush()
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+            if jobs is None:
+                pending[pool.submit(lambda: list(self.client.iter_jobs()))] = ("jobs", None)
+            else:
+                take_jobs(jobs)
+            for run_id in active_before:
+                if run_id not in self._done:
+                    self._done.add(run_id)
+                    refresh = pool.submit(self._complete, "get", {"run_id": run_id})
+                    pending[refresh] = ("refresh", (run_id, None))
+            while pending:
+                done: set[Future[Any]] = wait(list(pending), return_when=FIRST_COMPLETED)[0]
+                for fut in done:
+                    kind, info = pending.pop(fut)
+                    if kind == "page":
+                        index, lo, hi = info
+                        page: dict[str, Any] = fut.result()
+                        self.result.pages += 1
+                        token = page.get("next_page_token")
+                        if token:
+                            list_page(index, lo, hi, token)
+                        runs = page.get("runs") or []
+                        seen[index].update(int(run["run_id"]) for run in runs)
+                        for run_id, job, listed in self._triage(
+                            runs, ranges[index], stored[index], force
+                        ):
+                            pending[pool.submit(self._complete, job, listed)] = (
+                                "run",
+                                (run_id, listed),
+                            )
+                    elif kind == "jobs":
+                        listed_page: list[dict[str, Any]] = fut.result()
+                        take_jobs(listed_page)
+                    elif kind == "job":
+                        try:
+                            full_job: dict[str, Any] = fut.result()
+                            full_jobs.append(full_job)
+                        except NotFoundError:
+                            pass  # deleted between the listing and now
+                        except PermissionDeniedError:
+                            full_jobs.append(info)
+                    else:
+                        run_id, listed = info
+                        if kind == "refresh":
+                            self.result.runs_refreshed += 1
+                        self._collect(fut, run_id, listed)
+                    self._report("listing" if len(ranges) == 1 else "listing and rescanning")
+                self._maybe_flush()
         self._flush()
-        # Whatever the store holds inside a fully read range and the API did not list is gone.
         with self.store.transaction() as con:
+            # Whatever the store holds inside a fully read range and the API did not list is gone.
             for index, rng in enumerate(ranges):
                 gone = {r for r, sig in stored[index].items() if not sig.deleted} - seen[index]
                 if gone:
@@ -415,6 +435,15 @@ class Extraction:
                 self.result.runs_deleted += self.store.mark_deleted(
                     con, self.workspace_id, gone, self.now()
                 )
+            hashes = {int(j["job_id"]): job_signature(j) for j in listed_jobs}
+            self.store.upsert_jobs(
+                con,
+                self.workspace_id,
+                flatten_jobs(full_jobs, self.workspace_id, _dt(t0), hashes),
+                list(hashes),
+                _dt(t0),
+            )
+        self.result.jobs_seen = len(listed_jobs)
 
     def _triage(
         self,
@@ -484,28 +513,6 @@ class Extraction:
             if listed is not None and listed.get("tasks") is not None:
                 self._buffer.append(RunBundle(strip_paging(listed)))
 
-    # -- refresh of runs that were active ------------------------------------------------
-
-    def _refresh(self, active_before: list[int]) -> None:
-        todo = [r for r in active_before if r not in self._done]
-        if not todo:
-            return
-        with _pool(self.options.concurrency) as pool:
-            futures = {pool.submit(self._complete, "get", {"run_id": r}): r for r in todo}
-            try:
-                for fut in list(futures):
-                    while not fut.done():
-                        wait([fut], timeout=0.2)
-                    self._collect(fut, futures[fut], None)
-                    self.result.runs_refreshed += 1
-                    self._done.add(futures[fut])
-                    self._report("refreshing active runs")
-                    self._maybe_flush()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-
     # -- writing -------------------------------------------------------------------------
 
     def _maybe_flush(self) -> None:
@@ -542,7 +549,7 @@ class Extraction:
                 requests=int(self.client.stats().get("requests", 0)),
             )
 
-    def _workspace_from_jobs(self, jobs: list[dict[str, Any]]) -> str:
+    def _workspace_from_runs(self) -> str:
         page = self.client.list_runs_page(
             start_time_from=None, start_time_to=None, expand_tasks=False
         )

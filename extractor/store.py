@@ -205,6 +205,14 @@ class Store:
         ).fetchall()
         return {r[0]: RunSignature(*r[1:]) for r in rows}
 
+    def workspace_of_host(self, host: str) -> str | None:
+        """The workspace id an earlier extract of `host` found, if any."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT workspace_id FROM extract_state WHERE host = ? LIMIT 1", [host]
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def active_run_ids(self, workspace_id: str) -> list[int]:
         with self.connect() as con:
             rows = con.execute(
