@@ -9,10 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -83,7 +87,15 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @cli.command()
 @click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
 @click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
-@click.option("--profile", help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE).")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE); repeat for several workspaces.",
+)
+@click.option(
+    "--all-profiles", is_flag=True, help="Every profile of the config file that has a host."
+)
 @db_option
 @click.option("--since", metavar="DATE|DURATION", help="Start of the window: 2025-05-01, 14d, 6h.")
 @click.option("--until", metavar="DATE|DURATION", help="End of the window (default: now).")
@@ -121,7 +133,8 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 def extract(
     host: str | None,
     token: str | None,
-    profile: str | None,
+    profiles: tuple[str, ...],
+    all_profiles: bool,
     db: str | None,
     since: str | None,
     until: str | None,
@@ -142,7 +155,7 @@ def extract(
     (minus --overlap), refreshes runs that were active, re-reads the last --repair-window
     for repairs every --repair-every, and the whole retention every --rescan-every.
     """
-    from extractor.config import parse_since, resolve_workspace
+    from extractor.config import list_profiles, parse_since, resolve_workspace
 
     now = _now()
     options = _extract_options(
@@ -156,8 +169,32 @@ def extract(
         overlap=overlap,
         concurrency=concurrency,
     )
-    config = resolve_workspace(host=host, token=token, profile=profile)
-    run_extract(config, _db_path(db), options, max_rps=max_rps, quiet=quiet)
+    if all_profiles or len(profiles) > 1:
+        if host or token:
+            raise UsageError("--host/--token name one workspace; drop them with several profiles")
+        names = list_profiles() if all_profiles else list(profiles)
+        if not names:
+            raise UsageError("no profile with a host in the config file (DATABRICKS_CONFIG_FILE)")
+        # Each profile stands alone: DATABRICKS_* variables would otherwise apply to all of them.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DATABRICKS_") or k == "DATABRICKS_CONFIG_FILE"
+        }
+        workspaces = [(name, resolve_workspace(profile=name, env=env)) for name in names]
+    else:
+        profile = profiles[0] if profiles else None
+        config = resolve_workspace(host=host, token=token, profile=profile)
+        workspaces = [(profile or config.host, config)]
+    outcomes = run_extract(workspaces, _db_path(db), options, max_rps=max_rps, quiet=quiet)
+    failed = [o for o in outcomes if o.error is not None]
+    if len(outcomes) == 1 and failed:
+        raise failed[0].error
+    if failed:
+        raise JobrunsError(
+            f"{len(failed)} of {len(outcomes)} workspaces failed: "
+            + "; ".join(f"{o.name} ({o.host}): {o.error}" for o in failed)
+        )
 
 
 def _extract_options(**values: Any) -> Any:
@@ -170,23 +207,31 @@ def _extract_options(**values: Any) -> Any:
     return ExtractOptions(**values)
 
 
-def run_extract(config: Any, db: Path, options: Any, *, max_rps: float, quiet: bool) -> Any:
-    """Extract one workspace with a progress bar on a terminal, then print a summary."""
-    from extractor.client import JobsClient
-    from extractor.extract import extract as do_extract
+def run_extract(
+    workspaces: list[tuple[str, Any]], db: Path, options: Any, *, max_rps: float, quiet: bool
+) -> list[Any]:
+    """Extract workspaces into one store with progress bars on a terminal, then summarise."""
+    from extractor.fleet import extract_fleet
     from extractor.lock import ExtractLock
-    from extractor.progress import progress_sink
+    from extractor.progress import progress_board
     from extractor.store import Store
+    from extractor.views import ensure_views
 
-    with (
-        ExtractLock(db),
-        JobsClient(config, max_rps=max_rps, max_concurrency=options.concurrency) as client,
-        progress_sink(enabled=not quiet) as sink,
-    ):
-        result = do_extract(client, Store(db), options, progress=sink)
+    with ExtractLock(db), progress_board(enabled=not quiet) as board:
+        outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board)
+        if any(o.result is not None for o in outcomes):
+            with Store(db).connect() as con:
+                ensure_views(con)
     if not quiet:
-        _print_summary(result)
-    return result
+        for outcome in outcomes:
+            if outcome.result is not None:
+                _print_summary(outcome.result)
+            else:
+                stderr.print(
+                    f"[red]workspace {escape(outcome.name)} ({escape(outcome.host)}) failed:[/] "
+                    f"{escape(str(outcome.error))}"
+                )
+    return outcomes
 
 
 def _print_summary(result: Any) -> None:
@@ -273,7 +318,9 @@ def _open_for_reading(db: str | None) -> Any:
     path = _db_path(db)
     if not path.exists():
         raise UsageError(f"no store at {path}; run `jobruns extract` (or `jobruns demo`) first")
-    return connect(path, read_only=True)
+    # Commands hold the file for a moment only: read it directly (an extract waits for us)
+    # rather than copying it as a notebook's long-lived connection does.
+    return connect(path, read_only=True, snapshot=False)
 
 
 @cli.command()
@@ -415,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry: run the group and turn errors into messages and exit codes."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _stop_on_sigterm()
     try:
         cli.main(args=args, prog_name="jobruns", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -422,14 +470,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        stderr.print("interrupted")
-        sys.exit(130)
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted, click.exceptions.Abort):
         if debug:
-            raise
+            traceback.print_exc()
         stderr.print("interrupted: what was committed is kept; run again to continue")
-        sys.exit(130)
+        _exit_now(Interrupted.exit_code)
     except JobrunsError as exc:
         if debug:
             raise
@@ -445,6 +490,36 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     sys.exit(0)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, timeout) stops like Ctrl-C: committed work is kept."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads still inside an HTTP call or a backoff sleep.
+
+    Python joins pool threads at exit; after an interrupt that could take a request timeout.
+    Everything worth keeping is committed already, so flush the streams and leave at once.
+    """
+    busy = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]
+    if not busy:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

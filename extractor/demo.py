@@ -72,8 +72,6 @@ def build_demo_store(
     from extractor.config import resolve_workspace
     from extractor.extract import ExtractOptions
     from extractor.simulator import Workspace, serve
-    from extractor.store import Store
-    from extractor.views import create_views
 
     path = Path(path)
     _ensure_demo_path(path)
@@ -81,10 +79,12 @@ def build_demo_store(
     with serve(workspace) as server:
         # The simulator's own host and token: nothing from the environment may leak in.
         config = resolve_workspace(host=server.url, token=server.token, env={})
-        result = run_extract(config, path, ExtractOptions(), max_rps=1000.0, quiet=quiet)
-    with Store(path).connect() as con:
-        create_views(con)
-    return result
+        (outcome,) = run_extract(
+            [("demo", config)], path, ExtractOptions(), max_rps=1000.0, quiet=quiet
+        )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result
 
 
 def run_demo(path: Path, *, runs: int, jobs: int, seed: int, quiet: bool) -> None:

@@ -60,7 +60,9 @@ class JobsApi(Protocol):
 
 
 class ProgressSink(Protocol):
-    def update(self, *, phase: str, pages: int, runs: int, requests: int) -> None: ...
+    def update(
+        self, *, phase: str, pages: int, runs: int, requests: int, fraction: float | None
+    ) -> None: ...
 
 
 @dataclass
@@ -355,6 +357,11 @@ class Extraction:
         with _pool(self.options.concurrency) as pool:
             pending: dict[Future[Any], tuple[str, Any]] = {}
 
+            # Share of the listed time span read so far, for the progress bar's ETA: pages come
+            # newest first, so a slice is read down to the oldest start_time of its last page.
+            covered: dict[tuple[int, int, int], int] = {}
+            total_span = sum(hi - lo + 1 for rng in ranges for lo, hi in self._slices(rng))
+
             def list_page(index: int, lo: int, hi: int, token: str | None) -> None:
                 fut = pool.submit(
                     self.client.list_runs_page,
@@ -396,6 +403,8 @@ class Extraction:
                             list_page(index, lo, hi, token)
                         runs = page.get("runs") or []
                         seen[index].update(int(run["run_id"]) for run in runs)
+                        oldest = min((int(r.get("start_time") or hi) for r in runs), default=lo)
+                        covered[(index, lo, hi)] = hi - (max(oldest, lo) if token else lo) + 1
                         for run_id, job, listed in self._triage(
                             runs, ranges[index], stored[index], force
                         ):
@@ -419,7 +428,10 @@ class Extraction:
                         if kind == "refresh":
                             self.result.runs_refreshed += 1
                         self._collect(fut, run_id, listed)
-                    self._report("listing" if len(ranges) == 1 else "listing and rescanning")
+                    self._report(
+                        "listing" if len(ranges) == 1 else "listing and rescanning",
+                        sum(covered.values()) / total_span if total_span else None,
+                    )
                 self._maybe_flush()
         self._flush()
         with self.store.transaction() as con:
@@ -540,13 +552,14 @@ class Extraction:
         except Exception:  # the log must never hide the real outcome
             log.exception("could not write the extract log")
 
-    def _report(self, phase: str) -> None:
+    def _report(self, phase: str, fraction: float | None) -> None:
         if self.progress is not None:
             self.progress.update(
                 phase=phase,
                 pages=self.result.pages,
                 runs=self.result.runs_seen,
                 requests=int(self.client.stats().get("requests", 0)),
+                fraction=fraction,
             )
 
     def _workspace_from_runs(self) -> str:

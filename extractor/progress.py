@@ -1,4 +1,4 @@
-"""Progress of a long extract on stderr: a rich bar on a terminal, nothing otherwise.
+"""Progress of a long extract on stderr: a rich bar per workspace on a terminal, else nothing.
 
 stdout is for data, so progress never goes there.
 """
@@ -11,40 +11,64 @@ import time
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class RichProgress:
-    """Pages, runs and requests per second, refreshed a few times a second."""
+    """One workspace's line: phase, pages, runs, requests per second, share read and ETA."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, label: str) -> None:
         self._progress = progress
-        self._task = progress.add_task("starting", total=None)
+        self._label = label
+        self._task: TaskID = progress.add_task(label, total=1000)
         self._start = time.monotonic()
 
-    def update(self, *, phase: str, pages: int, runs: int, requests: int) -> None:
+    def update(
+        self, *, phase: str, pages: int, runs: int, requests: int, fraction: float | None
+    ) -> None:
         elapsed = max(time.monotonic() - self._start, 1e-6)
         self._progress.update(
             self._task,
+            completed=None if fraction is None else round(1000 * min(fraction, 1.0)),
             description=(
-                f"{phase}: {pages} pages, {runs} runs, {requests} requests "
+                f"{self._label}{phase}: {pages} pages, {runs} runs, {requests} requests "
                 f"({requests / elapsed:.1f}/s)"
             ),
         )
 
 
+class ProgressBoard:
+    """The bars of one command; each workspace asks for its own line."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def sink(self, label: str = "") -> RichProgress:
+        return RichProgress(self._progress, f"{label}: " if label else "")
+
+
 @contextlib.contextmanager
-def progress_sink(*, enabled: bool = True) -> Iterator[RichProgress | None]:
-    """A progress sink when stderr is a terminal and progress is wanted, else None."""
+def progress_board(*, enabled: bool = True) -> Iterator[ProgressBoard | None]:
+    """A board of progress bars when stderr is a terminal and progress is wanted, else None."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
         TimeElapsedColumn(),
-        console=console,
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=True,
     ) as progress:
-        yield RichProgress(progress)
+        yield ProgressBoard(progress)

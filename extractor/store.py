@@ -10,6 +10,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,42 +32,46 @@ log = logging.getLogger("jobruns.store")
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
 
-EXTRA_DDL = """
-CREATE TABLE IF NOT EXISTS jobruns_meta (key VARCHAR, value VARCHAR);
-CREATE TABLE IF NOT EXISTS extract_state (
-    workspace_id VARCHAR,
-    host VARCHAR,
-    watermark TIMESTAMPTZ,
-    last_extract_at TIMESTAMPTZ,
-    last_success_at TIMESTAMPTZ,
-    last_rescan_at TIMESTAMPTZ,
-    last_repair_sweep_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS extract_log (
-    extract_id VARCHAR,
-    workspace_id VARCHAR,
-    host VARCHAR,
-    started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ,
-    status VARCHAR,
-    window_start TIMESTAMPTZ,
-    window_end TIMESTAMPTZ,
-    rescan BOOLEAN,
-    repair_sweep BOOLEAN,
-    pages BIGINT,
-    requests BIGINT,
-    runs_seen BIGINT,
-    runs_new BIGINT,
-    runs_changed BIGINT,
-    runs_refreshed BIGINT,
-    runs_deleted BIGINT,
-    jobs_seen BIGINT,
-    skipped_runs BIGINT[],
-    errors VARCHAR[],
-    duration_ms BIGINT,
-    message VARCHAR
-);
-"""
+# The store's own bookkeeping tables, beside the API tables of extractor.schema.
+STATE_TABLES: dict[str, dict[str, str]] = {
+    "jobruns_meta": {"key": "VARCHAR", "value": "VARCHAR"},
+    "extract_state": {
+        "workspace_id": "VARCHAR",
+        "host": "VARCHAR",
+        "watermark": "TIMESTAMPTZ",
+        "last_extract_at": "TIMESTAMPTZ",
+        "last_success_at": "TIMESTAMPTZ",
+        "last_rescan_at": "TIMESTAMPTZ",
+        "last_repair_sweep_at": "TIMESTAMPTZ",
+    },
+    "extract_log": {
+        "extract_id": "VARCHAR",
+        "workspace_id": "VARCHAR",
+        "host": "VARCHAR",
+        "started_at": "TIMESTAMPTZ",
+        "finished_at": "TIMESTAMPTZ",
+        "status": "VARCHAR",
+        "window_start": "TIMESTAMPTZ",
+        "window_end": "TIMESTAMPTZ",
+        "rescan": "BOOLEAN",
+        "repair_sweep": "BOOLEAN",
+        "pages": "BIGINT",
+        "requests": "BIGINT",
+        "runs_seen": "BIGINT",
+        "runs_new": "BIGINT",
+        "runs_changed": "BIGINT",
+        "runs_refreshed": "BIGINT",
+        "runs_deleted": "BIGINT",
+        "jobs_seen": "BIGINT",
+        "skipped_runs": "BIGINT[]",
+        "errors": "VARCHAR[]",
+        "duration_ms": "BIGINT",
+        "message": "VARCHAR",
+    },
+}
+
+# Every table the store creates: the API tables, then the bookkeeping ones.
+ALL_TABLES: dict[str, dict[str, str]] = {**TABLES, **STATE_TABLES}
 
 STATE_COLUMNS = (
     "watermark",
@@ -76,15 +83,14 @@ STATE_COLUMNS = (
 
 
 def table_ddl(name: str) -> str:
-    cols = ",\n    ".join(f'"{c}" {t}' for c, t in TABLES[name].items())
+    cols = ",\n    ".join(f'"{c}" {t}' for c, t in ALL_TABLES[name].items())
     return f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n)"
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table of the current schema version (idempotent)."""
-    for name in TABLES:
+    for name in ALL_TABLES:
         con.execute(table_ddl(name))
-    con.execute(EXTRA_DDL)
     row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'schema_version'").fetchone()
     if row is None:
         con.execute("INSERT INTO jobruns_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -140,6 +146,46 @@ def open_connection(
             raise StoreError(_describe_open_error(path, exc)) from exc
 
 
+def open_snapshot(path: Path, *, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a private copy of the store as it is now.
+
+    The copy is taken while a read-only connection to the store is open, so no writer can be
+    half way through a transaction; the connection then holds no lock on the store, and an
+    extract can write while it stays open. The copy is migrated to the current schema, and its
+    file is unlinked once open: it disappears when the connection closes (or the process dies).
+    """
+    from extractor.migrations import check_version, migrate
+
+    folder = Path(tempfile.mkdtemp(prefix="jobruns-snapshot-"))
+    copy = folder / path.name
+    try:
+        source = open_connection(path, read_only=True, wait_s=wait_s)
+        try:
+            version = check_version(source)
+            for suffix in ("", ".wal"):
+                original = path.with_name(path.name + suffix)
+                if original.exists():
+                    shutil.copyfile(original, copy.with_name(copy.name + suffix))
+        except OSError as exc:
+            raise StoreError(
+                f"cannot copy the store {path} to {folder} for a snapshot: {exc.strerror}; "
+                "set TMPDIR to a folder with room for it"
+            ) from exc
+        finally:
+            source.close()
+        if version is not None and version < SCHEMA_VERSION:
+            con = duckdb.connect(str(copy))
+            try:
+                con.execute("BEGIN TRANSACTION")
+                migrate(con)
+                con.execute("COMMIT")
+            finally:
+                con.close()
+        return duckdb.connect(str(copy), read_only=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _describe_open_error(path: Path, exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if path.exists() and not os.access(path, os.W_OK):
@@ -149,6 +195,15 @@ def _describe_open_error(path: Path, exc: Exception) -> str:
     if "not a valid DuckDB database" in text or "Magic" in text or "not a DuckDB" in text:
         return f"{path} is not a DuckDB file; pass another --db path"
     return f"cannot open the store {path}: {text}"
+
+
+_WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.Lock())
 
 
 class Store:
@@ -169,8 +224,11 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction on a fresh connection, closed afterwards so readers get in."""
-        with self.connect() as con:
+        """One write transaction on a fresh connection, closed afterwards so readers get in.
+
+        Threads of one process (several workspaces extracted at once) take turns: one writer.
+        """
+        with _write_lock(self.path), self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -377,6 +435,7 @@ __all__ = [
     "create_tables",
     "insert_arrow",
     "open_connection",
+    "open_snapshot",
     "read_state",
     "table_ddl",
 ]

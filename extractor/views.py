@@ -7,6 +7,7 @@ data: at most it seeds the rate card and creates views.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import re
 from dataclasses import dataclass
@@ -71,6 +72,30 @@ def list_views() -> list[tuple[str, str]]:
     return [(view.name, view.description) for view in view_files()]
 
 
+def views_digest() -> str:
+    """A digest of every view definition: a store whose views carry it needs no re-creation."""
+    text = "\n".join(f"{v.name}\n{v.sql}" for v in view_files())
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def views_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store's own views were created from exactly these definitions."""
+    if "jobruns_meta" not in _tables(con):
+        return False
+    row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'views_digest'").fetchall()
+    return bool(row) and row[0][0] == views_digest()
+
+
+def ensure_views(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create the views in the store unless they are already current; True when created."""
+    if views_current(con):
+        return False
+    create_views(con)
+    con.execute("DELETE FROM jobruns_meta WHERE key = 'views_digest'")
+    con.execute("INSERT INTO jobruns_meta VALUES ('views_digest', ?)", [views_digest()])
+    return True
+
+
 def create_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None:
     """Create or replace every view in order; seed the rate card when it is empty.
 
@@ -110,24 +135,45 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def connect(db: str | Path | None = None, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(
+    db: str | Path | None = None, *, read_only: bool = True, snapshot: bool | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open a store with the views ready, e.g. for a notebook.
 
     `db` None opens an empty in-memory store. A read-only connection (the default) gets the views
-    as TEMP views of this connection, so the file is never written and other readers are not
-    blocked; a writable one stores them in the file (usable from the duckdb CLI afterwards).
-    """
-    from extractor.store import create_tables, open_connection
+    as TEMP views of this connection, so the file is never written; a writable one stores them
+    in the file (usable from the duckdb CLI afterwards).
 
+    A read-only connection is by default a snapshot: a private copy of the store as of this call
+    (see extractor.store.open_snapshot), so holding it for hours never blocks the extract that
+    cron runs. Call connect() again to see newer data. `snapshot=False` reads the file itself,
+    which is right for a short query but makes an extract wait while the connection is open.
+    """
+    from extractor.migrations import check_version, migrate
+    from extractor.schema import SCHEMA_VERSION
+    from extractor.store import create_tables, open_connection, open_snapshot
+
+    if snapshot is None:
+        snapshot = read_only
     try:
         if db is None:
             con = duckdb.connect(":memory:")
             create_tables(con)
             read_only = False
+        elif read_only and snapshot:
+            con = open_snapshot(Path(db))
         else:
             con = open_connection(Path(db), read_only=read_only)
-            if not read_only:
-                create_tables(con)
+            if read_only:
+                version = check_version(con)
+                if version is not None and version < SCHEMA_VERSION:
+                    # An older store cannot be migrated read-only: its copy can.
+                    con.close()
+                    con = open_snapshot(Path(db))
+            else:
+                con.execute("BEGIN TRANSACTION")
+                migrate(con)
+                con.execute("COMMIT")
     except duckdb.Error as exc:
         raise StoreError(f"cannot open the store {db}: {exc}") from exc
     if "runs" not in _tables(con):

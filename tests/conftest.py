@@ -3,6 +3,7 @@ and the comparison of a store with the simulator's ground truth."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,10 @@ def _no_databricks_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
 
 
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class Sim:
     """A served workspace plus what a test needs to extract it."""
 
@@ -87,9 +92,12 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., Sim]]:
         jobs: int = 20,
         faults: Faults | None = None,
         db: Path | None = None,
+        now_ms: int = START_MS,
         **kwargs: Any,
     ) -> Sim:
-        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, now_ms=START_MS)
+        """A served workspace; pass now_ms=wall_clock_ms() for tests that go through the CLI,
+        whose clock is the machine's."""
+        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, now_ms=now_ms)
         server = serve(workspace, faults=faults, **kwargs)
         servers.append(server)
         return Sim(server, db or tmp_path / f"store-{seed}.duckdb")
