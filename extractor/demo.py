@@ -27,8 +27,8 @@ EXAMPLE_QUERIES = (
     ),
     (
         "Flaky tasks",
-        "SELECT job_name, task_key, attempts, flaky_recoveries, round(flake_rate, 2) AS flake_rate"
-        " FROM flaky_tasks ORDER BY flaky_recoveries DESC LIMIT 5",
+        "SELECT job_name, task_key, executions, flaky_executions, round(flake_rate, 2) AS flake_rate"
+        " FROM flaky_tasks ORDER BY flaky_executions DESC LIMIT 5",
     ),
 )
 
