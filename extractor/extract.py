@@ -539,7 +539,7 @@ class Extraction:
             return
         flat = flatten_runs(self._buffer, self.workspace_id, self.now())
         for item in sorted(flat.unknown - self._unknown_logged):
-            log.warning("unknown %s value %r: stored as it came", *item)
+            log.warning("unknown %s %r: kept as it came (raw JSON, plain strings)", *item)
         self._unknown_logged |= flat.unknown
         with self.store.transaction() as con:
             self.store.upsert_runs(con, self.workspace_id, flat)

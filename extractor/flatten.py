@@ -100,6 +100,35 @@ KNOWN_ENUMS: dict[str, frozenset[str]] = {
     ),
 }
 
+# Fields of a run and of a task run this version knows (API reference §3, §4). Others are kept
+# in the raw JSON and reported once, so a new API field is noticed, never lost.
+KNOWN_RUN_FIELDS = frozenset(
+    {
+        "job_id", "run_id", "number_in_job", "job_run_id", "run_name", "run_type", "trigger",
+        "trigger_info", "creator_user_name", "start_time", "end_time", "setup_duration",
+        "execution_duration", "cleanup_duration", "run_duration", "queue_duration", "state",
+        "status", "attempt_number", "original_attempt_run_id", "schedule", "cluster_spec",
+        "cluster_instance", "job_clusters", "tasks", "repair_history", "iterations",
+        "job_parameters", "overriding_parameters", "run_page_url", "description", "git_source",
+        "environment_variables", "deployment_id", "version_id", "effective_performance_target",
+        "effective_usage_policy_id", "duration_target", "has_more", "next_page_token",
+        "prev_page_token", "format", "run_as", "run_as_user_name",
+    }
+)  # fmt: skip
+KNOWN_TASK_FIELDS = frozenset(
+    {
+        "task_key", "run_id", "attempt_number", "depends_on", "run_if", "job_cluster_key",
+        "new_cluster", "existing_cluster_id", "environment_key", "compute", "cluster_instance",
+        "start_time", "end_time", "setup_duration", "execution_duration", "cleanup_duration",
+        "queue_duration", "run_duration", "state", "status", "max_retries",
+        "min_retry_interval_millis", "retry_on_timeout", "timeout_seconds", "for_each_task",
+        "effective_performance_target", "disabled", "description", "libraries", "resolved_values",
+        "run_page_url", "git_source", "email_notifications", "webhook_notifications",
+        "notification_settings", "environment_variables_key", "health", "condition_outcome",
+        "disable_auto_optimization",
+    }
+)  # fmt: skip
+
 # Tasks of these types run no code of their own, so they have no compute.
 NO_COMPUTE_TASK_TYPES = frozenset({"condition_task", "for_each_task", "run_job_task"})
 
@@ -327,6 +356,8 @@ def flatten_runs(
         for name in ("run_type", "trigger"):
             if run.get(name) is not None and run[name] not in KNOWN_ENUMS[name]:
                 unknown.add((name, str(run[name])))
+        for key in run.keys() - KNOWN_RUN_FIELDS:
+            unknown.add(("run field", key))
         history = run.get("repair_history") or implied_history(run)
         repair_of: dict[int, int] = {}
         for item in history:
@@ -378,6 +409,9 @@ def flatten_runs(
         }
         for task in run_tasks:
             task_run_id = int(task["run_id"])
+            for key in task.keys() - KNOWN_TASK_FIELDS:
+                if not (key.endswith("_task") and isinstance(task[key], dict)):
+                    unknown.add(("task field", key))
             tstates = _states(task, unknown)
             iterations = bundle.iterations.get(task_run_id)
             tasks.add(
