@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from extractor.schema import TABLES
@@ -192,6 +193,11 @@ class _Columns:
     def to_arrow(self) -> pa.Table:
         schema = arrow_schema(self.table)
         return pa.table([pa.array(self.data[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of an API object, as it came (orjson: several times faster than json)."""
+    return orjson.dumps(value).decode()
 
 
 def ms(value: Any) -> int | None:
@@ -399,7 +405,7 @@ def flatten_runs(
                 "repair_count": sum(1 for item in history if item.get("type") == "REPAIR"),
                 "run_page_url": run.get("run_page_url"),
                 "deleted_at": None,
-                "raw": json.dumps(run, separators=(",", ":")),
+                "raw": dumps(run),
                 "extracted_at": extracted_ms,
             }
         )
@@ -432,7 +438,7 @@ def flatten_runs(
                     "max_retries": _int(task.get("max_retries")),
                     "timeout_seconds": _int(task.get("timeout_seconds")),
                     "iteration_count": None if iterations is None else len(iterations),
-                    "raw": json.dumps(task, separators=(",", ":")),
+                    "raw": dumps(task),
                 }
             )
             for iteration in iterations or []:
@@ -449,7 +455,7 @@ def flatten_runs(
                         **_task_times(iteration, istates),
                         **istates,
                         "cluster_id": (iteration.get("cluster_instance") or {}).get("cluster_id"),
-                        "raw": json.dumps(iteration, separators=(",", ":")),
+                        "raw": dumps(iteration),
                     }
                 )
     return FlatRuns(
@@ -518,7 +524,7 @@ def flatten_jobs(
                 else None,
                 "deleted_at": None,
                 "listing_hash": (listing_hashes or {}).get(job_id),
-                "raw": json.dumps(job, separators=(",", ":")),
+                "raw": dumps(job),
                 "extracted_at": extracted_ms,
             }
         )
