@@ -197,7 +197,10 @@ class _Columns:
 
 def dumps(value: Any) -> str:
     """Compact JSON text of an API object, as it came (orjson: several times faster than json)."""
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, which only the standard library writes
+        return json.dumps(value, separators=(",", ":"))
 
 
 def ms(value: Any) -> int | None:
