@@ -160,7 +160,7 @@ def extract(
     now = _now()
     options = _extract_options(
         since=parse_since(since, now) if since else None,
-        until=parse_since(until, now) if until else None,
+        until=parse_since(until, now, option="--until") if until else None,
         rescan=rescan,
         full_refresh=full_refresh,
         repair_window=repair_window,
@@ -385,12 +385,25 @@ def query(sql: str, db: str | None, fmt: str, output: Path | None) -> None:
     default="text",
     show_default=True,
 )
-def report(db: str | None, days: int, job_id: int | None, fmt: str) -> None:
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Write the report with its charts as one self-contained HTML page instead of printing it.",
+)
+def report(db: str | None, days: int, job_id: int | None, fmt: str, html: Path | None) -> None:
     """The Monday report: spend, movers, reliability, waste, flaky tasks, stuck runs."""
     from extractor.report import build_report, render_json, render_markdown, render_text
 
     con = _open_for_reading(db)
     try:
+        if html is not None:
+            from extractor.html_report import write_html_report
+
+            write_html_report(con, html, days=days, job_id=job_id)
+            click.echo(str(html), err=True)
+            return
         data = build_report(con, days=days, job_id=job_id)
     finally:
         con.close()
@@ -453,6 +466,143 @@ def _writable_store(db: str | None) -> Iterator[Any]:
     with ExtractLock(store.path):
         store.initialize()
         yield store
+
+
+@cli.command()
+@click.option("--runs", type=click.IntRange(1), default=20_000, show_default=True)
+@click.option("--latency-ms", type=click.IntRange(0), default=300, show_default=True)
+@click.option("--jitter-ms", type=click.IntRange(0), default=50, show_default=True)
+@click.option("--rps", type=float, default=30.0, show_default=True, help="Simulator rate limit.")
+@click.option("--max-rps", type=float, default=28.0, show_default=True, help="jobruns' own limit.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=10, show_default=True)
+@click.option("--sdk-runs", type=click.IntRange(1), help="Run the SDK loop on the newest N runs.")
+@click.option("--new-runs", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--load-runs", type=click.IntRange(1), default=20_000, show_default=True)
+@click.option("--memory-runs", default="50000,200000", show_default=True)
+@click.option("--view-runs", type=click.IntRange(1), default=1_000_000, show_default=True)
+@click.option("--tiny", is_flag=True, help="Every section at a tiny size, in seconds (CI).")
+@click.option(
+    "--skip", default="", help="Sections to skip: cold,sdk,incremental,load,memory,views."
+)
+@click.option("--only", default="", help="Only these sections (same names as --skip).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the table here (Markdown).",
+)
+def bench(
+    runs: int,
+    latency_ms: int,
+    jitter_ms: int,
+    rps: float,
+    max_rps: float,
+    concurrency: int,
+    sdk_runs: int | None,
+    new_runs: int,
+    load_runs: int,
+    memory_runs: str,
+    view_runs: int,
+    tiny: bool,
+    skip: str,
+    only: str,
+    output: Path | None,
+) -> None:
+    """Measure extraction, load, memory and view speed against the simulator; print one table."""
+    from extractor.bench import bench_config, run_bench
+
+    cfg = bench_config(
+        runs=runs,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        rps=rps,
+        max_rps=max_rps,
+        concurrency=concurrency,
+        sdk_runs=sdk_runs,
+        new_runs=new_runs,
+        load_runs=load_runs,
+        memory_runs=memory_runs,
+        view_runs=view_runs,
+        tiny=tiny,
+        skip=skip,
+        only=only,
+    )
+    text = run_bench(cfg).markdown()
+    click.echo(text)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+
+
+@cli.command("export")
+@click.argument("path")
+@click.option(
+    "--format", "fmt", type=click.Choice(["delta", "parquet"]), default="delta", show_default=True
+)
+@click.option("--since", metavar="DATE|DURATION", help="Only runs started since: 2025-05-01, 90d.")
+@db_option
+@click.option(
+    "--batch-rows", type=click.IntRange(100, 1_000_000), default=10_000, show_default=True
+)
+@click.option(
+    "--sql-dialect",
+    type=click.Choice(["databricks", "spark"]),
+    help="Also write the views as CREATE OR REPLACE VIEW statements in this dialect.",
+)
+@click.option(
+    "--sql-file", type=click.Path(dir_okay=False, path_type=Path), help="Where (- for stdout)."
+)
+@click.option("--table-prefix", metavar="CATALOG.SCHEMA", help="Qualify tables and views.")
+@click.option("--sql-only", is_flag=True, help="Write the SQL file, export no data.")
+@click.option("--quiet", "-q", is_flag=True)
+def export_command(
+    path: str,
+    fmt: str,
+    since: str | None,
+    db: str | None,
+    batch_rows: int,
+    sql_dialect: str | None,
+    sql_file: Path | None,
+    table_prefix: str | None,
+    sql_only: bool,
+    quiet: bool,
+) -> None:
+    """Export the store to PATH (a folder, s3://, abfss://, gs://) as Delta or Parquet tables."""
+    from extractor.config import parse_since
+    from extractor.export import export, normalize_destination
+    from extractor.spark_sql import generate_sql
+
+    if sql_only and sql_dialect is None:
+        raise UsageError("--sql-only needs --sql-dialect databricks or spark")
+    if not sql_only:
+        start = parse_since(since, _now()) if since else None
+        result = export(
+            _db_path(db),
+            path,
+            fmt,  # type: ignore[arg-type]
+            since=start,
+            batch_rows=batch_rows,
+            progress=None if quiet else lambda line: stderr.print(line, highlight=False),
+        )
+        if not quiet:
+            stderr.print(
+                f"exported {result.rows} rows in {result.partitions} partitions to"
+                f" {result.destination} ({fmt}) in {result.duration_s:.1f} s",
+                highlight=False,
+            )
+    if sql_dialect is not None:
+        script = generate_sql(
+            sql_dialect,  # type: ignore[arg-type]
+            prefix=table_prefix,
+            location=normalize_destination(path),
+            fmt=fmt,  # type: ignore[arg-type]
+        )
+        target = sql_file or Path("jobruns_views.sql")
+        if str(target) == "-":
+            click.echo(script, nl=False)
+        else:
+            target.write_text(script, encoding="utf-8")
+            if not quiet:
+                stderr.print(f"wrote the {sql_dialect} views to {target}", highlight=False)
 
 
 # -- entry point --------------------------------------------------------------------------------
