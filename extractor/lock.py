@@ -15,9 +15,11 @@ from typing import IO
 
 from extractor.errors import LockedError, StoreError
 
+LOCK_SUFFIX = ".extract-lock"
+
 
 def lock_path(db: Path) -> Path:
-    return db.with_name(db.name + ".extract-lock")
+    return db.with_name(db.name + LOCK_SUFFIX)
 
 
 class ExtractLock:
@@ -28,10 +30,18 @@ class ExtractLock:
         self._file: IO[str] | None = None
 
     def __enter__(self) -> ExtractLock:
+        store = self.path.with_name(self.path.name.removesuffix(LOCK_SUFFIX))
+        if not self.path.parent.is_dir():
+            raise StoreError(
+                f"cannot create the store {store}: folder {self.path.parent} does not exist"
+            )
         try:
             handle = open(self.path, "a+")
         except OSError as exc:
-            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot create the lock file {self.path} beside the store: {exc.strerror}"
+                " (the folder must be writable)"
+            ) from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -39,7 +49,8 @@ class ExtractLock:
             owner = handle.read().strip() or "unknown pid"
             handle.close()
             raise LockedError(
-                f"another extract is running ({owner}) on {self.path.with_suffix('')}"
+                f"another extract is running ({owner}) on {store}; "
+                "this one stops without touching it"
             ) from None
         handle.seek(0)
         handle.truncate()

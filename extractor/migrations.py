@@ -6,59 +6,132 @@ A store written by a newer jobruns is refused rather than guessed at.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import duckdb
 
 from extractor.errors import StoreError
-from extractor.schema import SCHEMA_VERSION, TABLES
+from extractor.schema import SCHEMA_VERSION
+
+log = logging.getLogger("jobruns.migrations")
+
+# What each schema version was. The version is kept in jobruns_meta (key 'schema_version').
+SCHEMA_HISTORY: dict[int, str] = {
+    0: "pre-release layout: no tasks.iteration_count, jobs.listing_hash, "
+    "task_iterations.state_message or extract_state.last_repair_sweep_at",
+    1: "first release: the tables of extractor.schema and extractor.store.STATE_TABLES",
+}
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _v0_to_v1(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the four columns and fill what the stored rows already tell.
+
+    jobs.listing_hash stays NULL, so the next extract reads every job again with jobs/get;
+    extract_state.last_repair_sweep_at stays NULL, so the next extract sweeps for repairs.
+    """
+    _add_column(con, "tasks", "iteration_count", "INTEGER")
+    _add_column(con, "jobs", "listing_hash", "VARCHAR")
+    _add_column(con, "task_iterations", "state_message", "VARCHAR")
+    _add_column(con, "extract_state", "last_repair_sweep_at", "TIMESTAMPTZ")
+    # A for-each task's iterations were stored beside it: their number is its iteration_count.
+    con.execute(
+        "UPDATE tasks SET iteration_count = (SELECT count(*) FROM task_iterations i"
+        " WHERE i.workspace_id = tasks.workspace_id AND i.parent_task_run_id = tasks.run_id)"
+        " WHERE task_type = 'for_each_task'"
+    )
+    # The same rule as extractor.flatten: the termination message, else the state message.
+    con.execute(
+        "UPDATE task_iterations SET state_message = coalesce("
+        "nullif(raw->>'$.status.termination_details.message', ''),"
+        " nullif(raw->>'$.state.state_message', ''))"
+    )
+
+
+# MIGRATIONS[n] moves a store from version n - 1 to version n.
+MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The schema version recorded in the file, None for a file jobruns never wrote."""
-    has_meta = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobruns_meta'"
-    ).fetchone()
-    if not has_meta or has_meta[0] == 0:
+    if "jobruns_meta" not in _tables(con):
         return None
     row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'schema_version'").fetchone()
-    return None if row is None else int(row[0])
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreError(
+            f"this store records an unreadable schema version {row[0]!r}; pass another --db path"
+        ) from None
 
 
-def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Additive evolution: columns the current schema has and the file lacks are added (NULL)."""
-    for table, columns in TABLES.items():
-        have = {
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-            ).fetchall()
-        }
-        for column, sql_type in columns.items():
-            if have and column not in have:
-                con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}')
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found before (0 for a new file)."""
-    from extractor.store import create_tables
-
+def check_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The stored version, refusing a store written by a newer jobruns."""
     version = stored_version(con)
     if version is not None and version > SCHEMA_VERSION:
         raise StoreError(
             f"this store was written by a newer jobruns (schema version {version}; this jobruns "
             f"knows up to {SCHEMA_VERSION}); upgrade jobruns to use it"
         )
-    if version is None:
-        user_tables = con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name IN ('runs', 'tasks')"
-        ).fetchall()
-        if user_tables:
-            raise StoreError(
-                "this DuckDB file has tables named like jobruns' but no jobruns schema version; "
-                "pass another --db path"
-            )
-    _add_missing_columns(con)
+    return version
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Bring the schema to SCHEMA_VERSION in place; returns the version found (None: new file).
+
+    Runs inside the caller's transaction, so a failed step leaves the file as it was.
+    """
+    from extractor.store import ALL_TABLES, create_tables
+
+    version = check_version(con)
+    if version is None and {"runs", "tasks"} & _tables(con):
+        raise StoreError(
+            "this DuckDB file has tables named like jobruns' but no jobruns schema version; "
+            "pass another --db path"
+        )
+    if version is not None:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            log.info("migrating the store from schema version %d to %d", target - 1, target)
+            MIGRATIONS[target](con)
+    # Safety net for additive changes: any column the current schema has and the file lacks.
+    have = _columns(con)
+    for table, columns in ALL_TABLES.items():
+        for column, sql_type in columns.items():
+            if table in have and column not in have[table]:
+                _add_column(con, table, column, sql_type)
     create_tables(con)
     con.execute(
         "UPDATE jobruns_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
     )
-    return version or 0
+    return version
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    rows = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'main' AND table_catalog = current_database()"
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(str(table), set()).add(str(column))
+    return out
+
+
+def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: str, sql_type: str) -> None:
+    if column not in _columns(con).get(table, set()):
+        con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}')
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_HISTORY", "check_version", "migrate", "stored_version"]

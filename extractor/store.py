@@ -192,6 +192,10 @@ def _describe_open_error(path: Path, exc: Exception) -> str:
         return f"cannot write the store {path}: permission denied"
     if not path.parent.exists():
         return f"cannot create the store {path}: folder {path.parent} does not exist"
+    if path.is_dir():
+        return (
+            f"{path} is a folder, not a DuckDB file; pass a file path such as {path}/jobruns.duckdb"
+        )
     if "not a valid DuckDB database" in text or "Magic" in text or "not a DuckDB" in text:
         return f"{path} is not a DuckDB file; pass another --db path"
     return f"cannot open the store {path}: {text}"

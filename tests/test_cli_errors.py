@@ -1,0 +1,175 @@
+"""Bad input meets one clear paragraph, the right exit code and no traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from extractor.cli import main
+from extractor.simulator import SimServer, Workspace, serve
+from extractor.store import Store
+from tests.conftest import START_MS
+
+
+@pytest.fixture(scope="module")
+def server() -> object:
+    sim = serve(Workspace.generate(3, jobs=3, runs=20, now_ms=START_MS))
+    yield sim
+    sim.stop()
+
+
+def jobruns(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the console entry in-process: (exit code, stdout + stderr)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out = capsys.readouterr()
+    text = " ".join((out.out + out.err).split())
+    assert "Traceback" not in text
+    return code, text
+
+
+def test_missing_host_says_how_to_set_it(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, text = jobruns(capsys, "extract", "--db", str(tmp_path / "s.duckdb"))
+    assert code == 2
+    assert "no Databricks host configured" in text and "DATABRICKS_HOST" in text
+
+
+def test_missing_token_says_how_to_set_it(capsys, tmp_path: Path, server: SimServer) -> None:  # type: ignore[no-untyped-def]
+    code, text = jobruns(capsys, "extract", "--host", server.url, "--db", str(tmp_path / "s.db"))
+    assert code == 2
+    assert "credentials" in text and "DATABRICKS_TOKEN" in text
+
+
+def test_wrong_token_is_an_authentication_failure(
+    capsys, tmp_path: Path, server: SimServer
+) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "s.duckdb")
+    code, text = jobruns(
+        capsys, "extract", "--host", server.url, "--token", "dapiwrong", "--db", db
+    )
+    assert code == 1
+    assert f"authentication failed (403) for {server.url}" in text
+    assert "dapiwrong" not in text
+
+
+def test_connection_refused_fails_fast(  # type: ignore[no-untyped-def]
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real budget (20 s) is pinned by the slow test below; here it is shortened.
+    monkeypatch.setattr("extractor.client.CONNECT_RETRY_BUDGET_S", 0.3)
+    host = "http://127.0.0.1:9"  # discard port: nothing listens
+    code, text = jobruns(
+        capsys, "extract", "--host", host, "--token", "dapi0123", "--db", str(tmp_path / "s")
+    )
+    assert code == 1
+    assert f"cannot reach {host}" in text and "Connection refused" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host", ["http://127.0.0.1:9", "https://jobruns-test.invalid"])
+def test_unreachable_host_fails_within_30_seconds(capsys, tmp_path: Path, host: str) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    began = time.monotonic()
+    code, text = jobruns(
+        capsys, "extract", "--host", host, "--token", "dapi0123", "--db", str(tmp_path / "s")
+    )
+    assert code == 1 and "cannot reach" in text
+    assert time.monotonic() - began < 30
+
+
+def test_plain_http_to_a_remote_host_is_refused(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, text = jobruns(
+        capsys,
+        "extract",
+        "--host",
+        "http://example.com",
+        "--token",
+        "dapi0123",
+        "--db",
+        str(tmp_path / "s"),
+    )
+    assert code == 2 and "refusing plain http://" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--since", "not-a-date", "invalid --since value 'not-a-date'"),
+        ("--until", "yesterday-ish", "invalid --until value"),
+        ("--overlap", "banana", "--overlap: invalid duration 'banana'"),
+        ("--concurrency", "0", "Invalid value for '--concurrency'"),
+        ("--bogus", "1", "No such option '--bogus'"),
+    ],
+)
+def test_bad_options_are_usage_errors(  # type: ignore[no-untyped-def]
+    capsys, tmp_path: Path, server: SimServer, option: str, value: str, message: str
+) -> None:
+    code, text = jobruns(
+        capsys, "extract", "--host", server.url, "--token", server.token, "--db",
+        str(tmp_path / "s.duckdb"), option, value,
+    )  # fmt: skip
+    assert code == 2
+    assert message in text
+
+
+def _not_duckdb(path: Path) -> Path:
+    path.write_text("this is a CSV, not a store\n")
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _newer(path: Path) -> Path:
+    Store(path).initialize()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE jobruns_meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_not_duckdb, "is not a DuckDB file; pass another --db path"),
+        (_folder, "is a folder, not a DuckDB file"),
+        (lambda p: p / "missing" / "s.duckdb", "folder"),
+        (_newer, "written by a newer jobruns (schema version 99"),
+    ],
+    ids=["not_duckdb", "folder", "missing_folder", "newer"],
+)
+def test_unusable_store_is_refused_with_exit_1(  # type: ignore[no-untyped-def]
+    capsys, tmp_path: Path, server: SimServer, make, message: str
+) -> None:
+    db = make(tmp_path / "s.duckdb")
+    code, text = jobruns(
+        capsys, "extract", "--host", server.url, "--token", server.token, "--db", str(db)
+    )
+    assert code == 1
+    assert message in text
+    if db.exists() and db.is_file():
+        code, text = jobruns(capsys, "query", "SELECT 1", "--db", str(db))
+        assert code == 1 and message in text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only file")
+def test_unwritable_store_is_refused_with_exit_1(capsys, tmp_path: Path, server: SimServer) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "s.duckdb"
+    Store(db).initialize()
+    db.chmod(0o444)
+    code, text = jobruns(
+        capsys, "extract", "--host", server.url, "--token", server.token, "--db", str(db)
+    )
+    assert code == 1 and "permission denied" in text
