@@ -63,6 +63,7 @@ PAGING_KEYS: Final = ("next_page_token", "prev_page_token", "has_more")
 
 _TITLE_RE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _INVALID_TOKEN = "invalid access token"
+MIN_SCRUBBED_SECRET = 6
 
 
 class _TokenBucket:
@@ -615,7 +616,10 @@ class JobsClient:
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets():
-            text = text.replace(secret, "***")
+            # A secret of a few characters would turn every word containing them into "***";
+            # real tokens and secrets are long, and short ones are never echoed by the API.
+            if len(secret) >= MIN_SCRUBBED_SECRET:
+                text = text.replace(secret, "***")
         return text
 
     def _secrets(self) -> list[str]:

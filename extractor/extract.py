@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from extractor.errors import NotFoundError, PermissionDeniedError
 from extractor.flatten import RunBundle, flatten_jobs, flatten_runs, job_signature, task_type
-from extractor.store import RunSignature, Store
+from extractor.store import LOCK_WAIT_S, RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
 
@@ -230,6 +230,7 @@ class Extraction:
         self._last_flush = time.monotonic()
         self._unknown_logged: set[tuple[str, str]] = set()
         self._done: set[int] = set()
+        self._vanished: list[int] = []
 
     # -- the story ---------------------------------------------------------------------
 
@@ -295,7 +296,7 @@ class Extraction:
             ranges.append(_Range(cheap_from, start - 1, expand=False, label="repairs"))
         result.rescan, result.repair_sweep = rescan_due, sweep_due
 
-        self._fetch_all(ranges, jobs, self.store.active_run_ids(ws), t0, force=opts.full_refresh)
+        self._fetch_all(ranges, jobs, self.store.active_runs(ws), t0, force=opts.full_refresh)
 
         new_watermark = watermark
         if (
@@ -339,7 +340,7 @@ class Extraction:
         self,
         ranges: list[_Range],
         jobs: list[dict[str, Any]] | None,
-        active_before: list[int],
+        active_before: dict[int, int | None],
         t0: int,
         *,
         force: bool,
@@ -385,11 +386,12 @@ class Extraction:
                 pending[pool.submit(lambda: list(self.client.iter_jobs()))] = ("jobs", None)
             else:
                 take_jobs(jobs)
-            for run_id in active_before:
+            for run_id, job_id in active_before.items():
                 if run_id not in self._done:
                     self._done.add(run_id)
-                    refresh = pool.submit(self._complete, "get", {"run_id": run_id})
-                    pending[refresh] = ("refresh", (run_id, None))
+                    stub = {"run_id": run_id, "job_id": job_id}
+                    refresh = pool.submit(self._complete, "get", stub)
+                    pending[refresh] = ("refresh", (run_id, stub))
             while pending:
                 done: set[Future[Any]] = wait(list(pending), return_when=FIRST_COMPLETED)[0]
                 for fut in done:
@@ -436,6 +438,9 @@ class Extraction:
         self._flush()
         with self.store.transaction() as con:
             # Whatever the store holds inside a fully read range and the API did not list is gone.
+            self.result.runs_deleted += self.store.mark_deleted(
+                con, self.workspace_id, self._vanished, self.now()
+            )
             for index, rng in enumerate(ranges):
                 gone = {r for r, sig in stored[index].items() if not sig.deleted} - seen[index]
                 if gone:
@@ -504,25 +509,23 @@ class Extraction:
             iterations[int(task["run_id"])] = parent.get("iterations") or []
         return RunBundle(run, iterations)
 
-    def _collect(self, fut: Future[Any], run_id: int, listed: dict[str, Any] | None) -> None:
+    def _collect(self, fut: Future[Any], run_id: int, listed: dict[str, Any]) -> None:
         try:
             self._buffer.append(fut.result())
         except NotFoundError:
-            # Listed a moment ago, gone now: deleted between the two calls.
-            with self.store.transaction() as con:
-                self.result.runs_deleted += self.store.mark_deleted(
-                    con, self.workspace_id, [run_id], self.now()
-                )
+            # Listed (or stored as active) a moment ago, gone now: deleted meanwhile.
+            self._vanished.append(run_id)
         except PermissionDeniedError as exc:
-            job_id = (listed or {}).get("job_id")
+            from_list = listed.get("tasks") is not None
             log.warning(
-                "no permission to read run %s of job %s: kept what the list gave (%s)",
+                "no permission to read run %s of job %s: kept %s (%s)",
                 run_id,
-                job_id,
+                listed.get("job_id"),
+                "what the list gave" if from_list else "the stored copy",
                 exc,
             )
             self.result.skipped_runs.append(run_id)
-            if listed is not None and listed.get("tasks") is not None:
+            if from_list:
                 self._buffer.append(RunBundle(strip_paging(listed)))
 
     # -- writing -------------------------------------------------------------------------
@@ -546,8 +549,10 @@ class Extraction:
         self._buffer = []
 
     def _write_log(self, result: ExtractResult) -> None:
+        # After Ctrl-C, stopping promptly beats waiting for a reader to let go of the file.
+        wait_s = 1.0 if result.status == "interrupted" else LOCK_WAIT_S
         try:
-            with self.store.transaction() as con:
+            with self.store.transaction(wait_s=wait_s) as con:
                 self.store.log_extract(con, result.log_row())
         except Exception:  # the log must never hide the real outcome
             log.exception("could not write the extract log")

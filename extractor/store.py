@@ -219,20 +219,22 @@ class Store:
     # -- connections -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = open_connection(self.path, read_only=read_only)
+    def connect(
+        self, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = open_connection(self.path, read_only=read_only, wait_s=wait_s)
         try:
             yield con
         finally:
             con.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, *, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction on a fresh connection, closed afterwards so readers get in.
 
         Threads of one process (several workspaces extracted at once) take turns: one writer.
         """
-        with _write_lock(self.path), self.connect() as con:
+        with _write_lock(self.path), self.connect(wait_s=wait_s) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -275,14 +277,15 @@ class Store:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def active_run_ids(self, workspace_id: str) -> list[int]:
+    def active_runs(self, workspace_id: str) -> dict[int, int | None]:
+        """Stored runs not yet finished (run_id -> job_id), oldest first."""
         with self.connect() as con:
             rows = con.execute(
-                "SELECT run_id FROM runs WHERE workspace_id = ? AND is_active"
+                "SELECT run_id, job_id FROM runs WHERE workspace_id = ? AND is_active"
                 " AND deleted_at IS NULL ORDER BY start_time",
                 [workspace_id],
             ).fetchall()
-        return [r[0] for r in rows]
+        return {r[0]: r[1] for r in rows}
 
     # -- writes --------------------------------------------------------------------------
 

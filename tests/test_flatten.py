@@ -215,14 +215,20 @@ def runs(draw: st.DrawFn) -> dict[str, Any]:
     return run
 
 
-@settings(max_examples=150, deadline=None)
+# One in-memory store for every example (creating the tables costs more than a load).
+SHARED = duckdb.connect()
+create_tables(SHARED)
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(runs(), max_size=5))
 def test_any_valid_run_flattens_to_the_store_schema_and_loads(batch: list[dict[str, Any]]) -> None:
     flat = flatten_runs([RunBundle(r) for r in batch], "ws", NOW)
     for name, table in flat.tables().items():
         assert table.schema == arrow_schema(name)
-    con = duckdb.connect()
-    create_tables(con)
+    con = SHARED.cursor()
+    for name in flat.tables():
+        con.execute(f"DELETE FROM {name}")
     for name, table in flat.tables().items():
         insert_arrow(con, name, table)
     distinct = {r["run_id"] for r in batch}

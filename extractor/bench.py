@@ -1,0 +1,1083 @@
+"""`jobruns bench`: extraction speed, load speed, memory and view latency, measured against targets.
+
+Runs the real extractor against the built-in simulator (rate-limited, with latency), a serial
+databricks-sdk loop for comparison, and the views over a large generated store; prints one table of
+measured value, target, ratio and verdict. Works only in a temporary folder, never on a user's store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from rich.console import Console
+
+from extractor.client import JobsClient
+from extractor.config import resolve_workspace
+from extractor.errors import UsageError
+from extractor.extract import ExtractOptions, ExtractResult, extract, needs_full_fetch, strip_paging
+from extractor.flatten import RunBundle, flatten_runs, task_type
+from extractor.schema import TABLES
+from extractor.simulator import Faults, SimServer, Workspace, serve
+from extractor.store import Store, create_tables
+
+SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views")
+# `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
+ALIASES = {"extract": "cold"}
+API_PATHS = (
+    "/api/2.2/jobs/runs/list",
+    "/api/2.2/jobs/runs/get",
+    "/api/2.2/jobs/list",
+    "/api/2.2/jobs/get",
+)
+# The simulated clock: 2026-11-02 12:00 UTC, as in the tests, so every run is reproducible.
+START_MS = 1_793_620_800_000
+DAY_MS = 86_400_000
+RETENTION_DAYS = 60
+FLUSH_RUNS = ExtractOptions().flush_runs
+
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class BenchConfig:
+    """Sizes and targets of one benchmark; `tiny()` shrinks every size to seconds."""
+
+    runs: int = 20_000
+    jobs: int = 25
+    latency_ms: int = 300
+    jitter_ms: int = 50
+    rps: float = 30.0
+    max_rps: float = 28.0
+    concurrency: int = 10
+    sdk_runs: int | None = None
+    new_runs: int = 500
+    load_runs: int = 20_000
+    load_tasks: int = 10
+    memory_runs: tuple[int, ...] = (50_000, 200_000)
+    view_runs: int = 1_000_000
+    view_tasks: int = 10
+    seed: int = 1
+    sections: tuple[str, ...] = SECTIONS
+    tiny: bool = False
+
+    def shrunk(self) -> BenchConfig:
+        return replace(
+            self,
+            runs=300,
+            latency_ms=20,
+            jitter_ms=5,
+            sdk_runs=None,
+            new_runs=40,
+            load_runs=600,
+            memory_runs=(300, 1200),
+            view_runs=5_000,
+            tiny=True,
+        )
+
+
+def _names(text: str, option: str) -> set[str]:
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(SECTIONS) - set(ALIASES)
+    if unknown:
+        raise UsageError(
+            f"{option}: unknown section {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}"
+        )
+    return {ALIASES.get(n, n) for n in names}
+
+
+def bench_config(
+    *, skip: str = "", only: str = "", memory_runs: str = "", tiny: bool = False, **sizes: Any
+) -> BenchConfig:
+    """A BenchConfig from CLI values: section lists by name, memory sizes as `50000,200000`."""
+    wanted = _names(only, "--only") or set(SECTIONS)
+    wanted -= _names(skip, "--skip")
+    if memory_runs:
+        try:
+            sizes["memory_runs"] = tuple(int(n) for n in memory_runs.split(",") if n.strip())
+        except ValueError:
+            raise UsageError("--memory-runs: a comma-separated list of run counts") from None
+    cfg = BenchConfig(**sizes)
+    if tiny:
+        cfg = cfg.shrunk()
+    return replace(cfg, sections=tuple(s for s in SECTIONS if s in wanted))
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    measured: str
+    target: str = ""
+    ratio: float | None = None
+    met: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    config: BenchConfig
+    rows: list[Row] = field(default_factory=list)
+    machine: dict[str, str] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        verdict = {True: "[green]met[/]", False: "[red]NOT met[/]", None: ""}[row.met]
+        err.print(f"  {row.section} · {row.metric}: {row.measured} {verdict}")
+
+    def markdown(self) -> str:
+        cfg = self.config
+        lines = ["# jobruns benchmark" + (" (tiny)" if cfg.tiny else ""), ""]
+        lines += [f"- {k}: {v}" for k, v in self.machine.items()]
+        lines.append(
+            f"- simulator: {cfg.runs} runs, {cfg.jobs} jobs, latency {cfg.latency_ms}±"
+            f"{cfg.jitter_ms} ms, server limit {cfg.rps:g} rps (429 + Retry-After: 1);"
+            f" jobruns at --max-rps {cfg.max_rps:g}, concurrency {cfg.concurrency}"
+        )
+        lines += ["", "| section | metric | measured | target | ratio | met | note |"]
+        lines.append("|---|---|---|---|---|---|---|")
+        # Sections run in the order that suits the simulator; the table reads in section order.
+        for r in sorted(self.rows, key=lambda r: r.section.split()[0]):
+            ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+            met = {True: "yes", False: "**no**", None: ""}[r.met]
+            cells = (r.section, r.metric, r.measured, r.target, ratio, met, r.note)
+            lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    load = ""
+    with contextlib.suppress(OSError):
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return {
+        "machine": f"{cpu}, {os.cpu_count()} cores, load average at start {load or 'n/a'}",
+        "software": f"Python {platform.python_version()}, duckdb {duckdb.__version__},"
+        f" pyarrow {pa.__version__}, {platform.system()} {platform.release()}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# -- the simulated workspace ---------------------------------------------------------------------
+
+
+class SimRun:
+    """A served workspace and a scratch store, with the simulator's clock as `now`."""
+
+    def __init__(self, cfg: BenchConfig, runs: int, faults: Faults, folder: Path) -> None:
+        self.cfg = cfg
+        with _step(f"generating a workspace of {runs} runs"):
+            self.workspace = Workspace.generate(cfg.seed, jobs=cfg.jobs, runs=runs, now_ms=START_MS)
+        self.server: SimServer = serve(self.workspace, faults=faults)
+        self.db = folder / f"store-{runs}.duckdb"
+        self.store = Store(self.db)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.workspace.now_ms / 1000, tz=UTC)
+
+    def client(self, *, max_rps: float | None = None) -> JobsClient:
+        config = resolve_workspace(host=self.server.url, token=self.server.token, env={})
+        return JobsClient(
+            config,
+            max_rps=max_rps or self.cfg.max_rps,
+            max_concurrency=self.cfg.concurrency,
+        )
+
+    def extract(
+        self, options: ExtractOptions | None = None, *, max_rps: float | None = None
+    ) -> tuple[ExtractResult, float, dict[str, int]]:
+        """One extraction: its result, wall seconds and API requests by status/endpoint."""
+        self.server.reset_stats()
+        opts = options or ExtractOptions(concurrency=self.cfg.concurrency)
+        with self.client(max_rps=max_rps) as client:
+            began = time.perf_counter()
+            result = extract(client, self.store, opts, now=self.now)
+            wall = time.perf_counter() - began
+        return result, wall, api_requests(self.server)
+
+    def advance(self, seconds: float) -> None:
+        with self.server.lock:
+            self.workspace.advance(seconds)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def api_requests(server: SimServer) -> dict[str, int]:
+    """Requests to the four Jobs endpoints (any status), plus `ok` and `throttled` totals."""
+    stats = server.stats()
+    counts = {p.rsplit("/api/2.2/jobs/", 1)[1]: int(stats["requests"].get(p, 0)) for p in API_PATHS}
+    total = sum(counts.values())
+    throttled = int(stats["statuses"].get("429", 0))
+    return {**counts, "total": total, "throttled": throttled, "ok": total - throttled}
+
+
+def _by_endpoint(req: dict[str, int]) -> str:
+    parts = [f"{k} {req[k]}" for k in ("runs/list", "runs/get", "list", "get") if req.get(k)]
+    return ", ".join(parts) + (f"; 429s {req['throttled']}" if req.get("throttled") else "")
+
+
+@contextlib.contextmanager
+def _step(what: str) -> Iterator[None]:
+    began = time.perf_counter()
+    with err.status(what + " ..."):
+        yield
+    err.print(f"[dim]{what}: {time.perf_counter() - began:.1f} s[/]")
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
+
+
+def _ratio_row(
+    section: str,
+    metric: str,
+    value: float,
+    limit: float,
+    unit: str,
+    note: str = "",
+    *,
+    at_least: bool = False,
+    target: str | None = None,
+) -> Row:
+    """A row whose ratio is measured / target; met when at most 1 (or at least 1 if at_least)."""
+    ratio = value / limit
+    return Row(
+        section,
+        metric,
+        f"{_fmt(value)} {unit}",
+        target or f"{'>=' if at_least else '<='} {_fmt(limit)} {unit}",
+        ratio,
+        ratio >= 1.0 if at_least else ratio <= 1.0,
+        note,
+    )
+
+
+# -- 1 and 3: jobruns, cold and incremental ---------------------------------------------------
+
+
+def bench_cold(cfg: BenchConfig, report: Report, sim: SimRun) -> float:
+    """The first extract of the whole retention; returns its wall time (for the SDK ratio)."""
+    with _step(f"cold extract of {cfg.runs} runs"):
+        result, wall, req = sim.extract()
+    bound = req["ok"] / cfg.rps
+    report.add(
+        Row(
+            "1 cold extract",
+            f"{result.runs_seen} runs, {req['total']} requests",
+            f"{wall:.1f} s",
+            f"<= 1.25x rate bound ({bound:.1f} s = {req['ok']} req / {cfg.rps:g} rps)",
+            wall / bound if bound else None,
+            wall <= 1.25 * bound if bound else None,
+            _by_endpoint(req),
+        )
+    )
+    report.add(
+        Row(
+            "1 cold extract",
+            "throughput",
+            f"{req['total'] / wall:.1f} req/s, {result.runs_seen / wall:.0f} runs/s",
+            note=f"{result.pages} pages; rate bound = 2xx requests / server limit",
+        )
+    )
+    return wall
+
+
+def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
+    with _step("incremental extract, nothing new"):
+        result, wall, req = sim.extract()
+    report.add(
+        _ratio_row(
+            "3 incremental",
+            "nothing new",
+            wall,
+            2.0,
+            "s",
+            f"{req['total']} requests ({_by_endpoint(req)}); {result.runs_refreshed} active runs"
+            " refreshed",
+        )
+    )
+    before = sim.workspace.now_ms
+    active = len(sim.store.active_runs(str(result.workspace_id)))
+    per_second = cfg.runs / (RETENTION_DAYS * 86_400)
+    sim.advance(cfg.new_runs / per_second)
+    appeared = len(sim.workspace.run_ids(before + 1, None))
+    # Hourly sweeps and daily rescans are what they are; this measures the incremental path only.
+    opts = ExtractOptions(
+        concurrency=cfg.concurrency,
+        repair_every=timedelta(days=365),
+        rescan_every=timedelta(days=365),
+    )
+    with _step(f"incremental extract, {appeared} new runs"):
+        result, wall, req = sim.extract(opts)
+    bound = req["ok"] / cfg.rps
+    limit = max(2.0, 1.25 * bound)
+    report.add(
+        _ratio_row(
+            "3 incremental",
+            f"{result.runs_new} new runs, {result.runs_changed + result.runs_refreshed}"
+            f" changed/completed",
+            wall,
+            limit,
+            "s",
+            f"{req['total']} requests ({_by_endpoint(req)}); {active} runs were active;"
+            " sweep and rescan not due",
+            target=f"<= max(2 s, 1.25x rate bound {bound:.1f} s)",
+        )
+    )
+
+
+# -- 2: a careful serial databricks-sdk loop ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def _sdk_environment(folder: Path) -> Iterator[None]:
+    """No DATABRICKS_* variable of the caller, and a config file that does not exist."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("DATABRICKS_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ["DATABRICKS_CONFIG_FILE"] = str(folder / "no-databrickscfg")
+    try:
+        yield
+    finally:
+        del os.environ["DATABRICKS_CONFIG_FILE"]
+        os.environ.update(saved)
+
+
+def sdk_extract(url: str, token: str, db: Path, start_ms: int, end_ms: int) -> int:
+    """What a careful user writes with the SDK: list with tasks, get where needed, insert JSON."""
+    from databricks.sdk import WorkspaceClient
+
+    w = WorkspaceClient(host=url, token=token, auth_type="pat")
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE IF NOT EXISTS sdk_jobs (job_id BIGINT, raw JSON)")
+    con.execute("CREATE TABLE IF NOT EXISTS sdk_runs (run_id BIGINT, raw JSON)")
+    jobs = [w.jobs.get(j.job_id).as_dict() for j in w.jobs.list() if j.job_id is not None]
+    _insert_json(con, "sdk_jobs", "job_id", jobs)
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for listed in w.jobs.list_runs(
+        expand_tasks=True, start_time_from=start_ms, start_time_to=end_ms, limit=25
+    ):
+        run = listed.as_dict()
+        if needs_full_fetch(run) and listed.run_id is not None:
+            run = w.jobs.get_run(listed.run_id, include_history=True).as_dict()
+        iterations = {}
+        for task in run.get("tasks") or []:
+            if task_type(task) == "for_each_task":
+                parent = w.jobs.get_run(int(task["run_id"])).as_dict()
+                iterations[str(task["run_id"])] = parent.get("iterations") or []
+        run["iterations_by_task"] = iterations
+        batch.append(run)
+        count += 1
+        if len(batch) >= 1000:
+            _insert_json(con, "sdk_runs", "run_id", batch)
+            batch = []
+    _insert_json(con, "sdk_runs", "run_id", batch)
+    con.close()
+    return count
+
+
+def _insert_json(
+    con: duckdb.DuckDBPyConnection, table: str, key: str, rows: list[dict[str, Any]]
+) -> None:
+    if not rows:
+        return
+    data = pa.table(
+        {
+            key: pa.array([int(r[key]) for r in rows], pa.int64()),
+            "raw": pa.array([json.dumps(r) for r in rows], pa.string()),
+        }
+    )
+    con.register("sdk_batch", data)
+    con.execute(f"INSERT INTO {table} SELECT * FROM sdk_batch")
+    con.unregister("sdk_batch")
+
+
+def bench_sdk(cfg: BenchConfig, report: Report, sim: SimRun, folder: Path) -> float:
+    """The serial SDK loop; returns its wall time for all runs (extrapolated from a subset)."""
+    now = sim.workspace.now_ms
+    start = now - RETENTION_DAYS * DAY_MS
+    ids = sim.workspace.run_ids(start, now)
+    subset = cfg.sdk_runs is not None and cfg.sdk_runs < len(ids)
+    if subset and cfg.sdk_runs is not None:
+        # The newest sdk_runs runs: the same mix of jobs, read the same way.
+        start = sim.workspace.runs[ids[cfg.sdk_runs - 1]].start
+    sim.server.reset_stats()
+    with _sdk_environment(folder), _step("serial databricks-sdk loop"):
+        began = time.perf_counter()
+        count = sdk_extract(sim.server.url, sim.server.token, folder / "sdk.duckdb", start, now)
+        wall = time.perf_counter() - began
+    req = api_requests(sim.server)
+    scale = len(ids) / count if subset and count else 1.0
+    full = wall * scale
+    how = f"measured on {count} runs, extrapolated linearly x{scale:.2f}; " if subset else ""
+    report.add(
+        Row(
+            "2 databricks-sdk",
+            f"serial loop, {count} runs, {req['total']} requests",
+            f"{wall:.1f} s" + (f" -> {full:.1f} s for {len(ids)} runs" if subset else ""),
+            note=how + _by_endpoint(req),
+        )
+    )
+    return full
+
+
+# -- 4: load speed without network --------------------------------------------------------------
+
+
+class Recorder:
+    """A JobsApi that forwards to a client and keeps every answer; runs are widened to N tasks."""
+
+    def __init__(self, client: JobsClient, tasks_per_run: int) -> None:
+        self.client = client
+        self.tasks_per_run = tasks_per_run
+        self.pages: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.runs: dict[tuple[int, bool], dict[str, Any]] = {}
+        self.jobs: list[dict[str, Any]] = []
+        self.job_bodies: dict[int, dict[str, Any]] = {}
+
+    @property
+    def workspace_id(self) -> str | None:
+        return self.client.workspace_id
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+    def list_runs_page(
+        self,
+        *,
+        start_time_from: int | None,
+        start_time_to: int | None,
+        page_token: str | None = None,
+        expand_tasks: bool = True,
+    ) -> dict[str, Any]:
+        page = self.client.list_runs_page(
+            start_time_from=start_time_from,
+            start_time_to=start_time_to,
+            page_token=page_token,
+            expand_tasks=expand_tasks,
+        )
+        page = {**page, "runs": [self._widen(r) for r in page.get("runs") or []]}
+        self.pages[(start_time_from, start_time_to, page_token, expand_tasks)] = page
+        return page
+
+    def get_run(self, run_id: int, *, include_history: bool = True) -> dict[str, Any]:
+        run = self._widen(self.client.get_run(run_id, include_history=include_history))
+        self.runs[(run_id, include_history)] = run
+        return run
+
+    def iter_jobs(self) -> Iterator[dict[str, Any]]:
+        self.jobs = list(self.client.iter_jobs())
+        return iter(self.jobs)
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        self.job_bodies[job_id] = self.client.get_job(job_id)
+        return self.job_bodies[job_id]
+
+    def stats(self) -> dict[str, Any]:
+        return self.client.stats()
+
+    def _widen(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Copies of a run's code tasks (new ids and keys) until it has about N task runs."""
+        tasks = run.get("tasks") or []
+        plain = [t for t in tasks if task_type(t) != "for_each_task"]
+        if not plain or len(tasks) >= self.tasks_per_run or "iterations" in run:
+            return run
+        copies = list(tasks)
+        k = 1
+        while len(copies) < self.tasks_per_run and k < 16:
+            for t in plain[: self.tasks_per_run - len(copies)]:
+                copies.append(
+                    {**t, "run_id": int(t["run_id"]) * 16 + k, "task_key": f"{t['task_key']}_{k}"}
+                )
+            k += 1
+        return {**run, "tasks": copies}
+
+
+class Replay:
+    """A JobsApi answering from a Recorder's answers: the extraction without network."""
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+        self._workspace_id = rec.workspace_id
+        self._host = rec.host
+        self.requests = 0
+
+    @property
+    def workspace_id(self) -> str | None:
+        return self._workspace_id
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def list_runs_page(
+        self,
+        *,
+        start_time_from: int | None,
+        start_time_to: int | None,
+        page_token: str | None = None,
+        expand_tasks: bool = True,
+    ) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.pages[(start_time_from, start_time_to, page_token, expand_tasks)]
+
+    def get_run(self, run_id: int, *, include_history: bool = True) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.runs[(run_id, include_history)]
+
+    def iter_jobs(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rec.jobs)
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        return self.rec.job_bodies[job_id]
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests}
+
+
+def bundles_of(rec: Recorder) -> list[RunBundle]:
+    """The runs an extraction would store, as bundles, from the recorded answers."""
+    latest: dict[int, dict[str, Any]] = {}
+    for (_lo, _hi, _token, expand), page in rec.pages.items():
+        if expand:
+            for run in page.get("runs") or []:
+                latest.setdefault(int(run["run_id"]), run)
+    bundles = []
+    for run_id, listed in latest.items():
+        run = strip_paging(rec.runs.get((run_id, True), listed))
+        iterations = {
+            int(t["run_id"]): rec.runs.get((int(t["run_id"]), False), {}).get("iterations") or []
+            for t in run.get("tasks") or []
+            if task_type(t) == "for_each_task"
+        }
+        bundles.append(RunBundle(run, iterations))
+    return bundles
+
+
+def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    sim = SimRun(cfg, cfg.load_runs, Faults(), folder / "load")
+    try:
+        with _step("capturing pages and run bodies"), sim.client(max_rps=10_000) as client:
+            rec = Recorder(client, cfg.load_tasks)
+            extract(rec, Store(folder / "capture.duckdb"), ExtractOptions(), now=sim.now)
+    finally:
+        sim.close()
+    bundles = bundles_of(rec)
+    tasks = sum(len(b.run.get("tasks") or []) for b in bundles)
+    per_run = tasks / max(1, len(bundles))
+    ws = rec.workspace_id or "bench"
+    extracted_at = datetime.fromtimestamp(START_MS / 1000, tz=UTC)
+
+    with _step("replayed extraction (no network)"):
+        store = Store(folder / "replay.duckdb")
+        began = time.perf_counter()
+        result = extract(Replay(rec), store, ExtractOptions(), now=sim.now)
+        replay_wall = time.perf_counter() - began
+    report.add(
+        _ratio_row(
+            "4 load (no network)",
+            f"extract() from saved pages, {result.runs_seen} runs x {per_run:.1f} tasks",
+            result.runs_seen / replay_wall,
+            20_000,
+            "runs/s",
+            f"{replay_wall:.2f} s: triage, threads, flatten, upsert, signatures",
+            at_least=True,
+        )
+    )
+
+    flats = []
+    t_flatten = t_upsert = t_plain = 0.0
+    store = Store(folder / "upsert.duckdb")
+    store.initialize()
+    with _step("flatten + upsert vs plain Arrow insert"):
+        for i in range(0, len(bundles), FLUSH_RUNS):
+            began = time.perf_counter()
+            flat = flatten_runs(bundles[i : i + FLUSH_RUNS], ws, extracted_at)
+            t_flatten += time.perf_counter() - began
+            began = time.perf_counter()
+            with store.transaction() as con:
+                store.upsert_runs(con, ws, flat)
+            t_upsert += time.perf_counter() - began
+            flats.append(flat)
+        plain = Store(folder / "plain.duckdb")
+        plain.initialize()
+        for flat in flats:
+            began = time.perf_counter()
+            with plain.transaction() as con:
+                for name, arrow_table in flat.tables().items():
+                    con.register("arrow_table", arrow_table)
+                    con.execute(f"INSERT INTO {name} SELECT * FROM arrow_table")
+                    con.unregister("arrow_table")
+            t_plain += time.perf_counter() - began
+    n = len(bundles)
+    report.add(
+        _ratio_row(
+            "4 load (no network)",
+            f"flatten + upsert, {n} runs x {per_run:.1f} tasks",
+            n / (t_flatten + t_upsert),
+            20_000,
+            "runs/s",
+            f"flatten {t_flatten:.2f} s ({n / t_flatten:,.0f} runs/s), upsert {t_upsert:.2f} s"
+            f" ({n / t_upsert:,.0f} runs/s), batches of {FLUSH_RUNS}",
+            at_least=True,
+        )
+    )
+    report.add(
+        _ratio_row(
+            "4 load (no network)",
+            "flatten + upsert vs plain Arrow insert",
+            (t_flatten + t_upsert) / t_plain,
+            3.0,
+            "x",
+            f"plain INSERT ... SELECT * FROM arrow_table: {t_plain:.2f} s ({n / t_plain:,.0f} runs/s)",
+        )
+    )
+
+
+# -- 5: peak memory in a child process ---------------------------------------------------------
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory in KiB.
+
+    VmHWM, as ru_maxrss survives exec on Linux: a child would report its parent's peak.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def memory_child(args: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a fresh interpreter: one cold extract; reports peak RSS before and after."""
+    base = peak_rss_kb()
+    config = resolve_workspace(host=args["url"], token=args["token"], env={})
+    now = datetime.fromtimestamp(args["now_ms"] / 1000, tz=UTC)
+    began = time.perf_counter()
+    with JobsClient(config, max_rps=10_000, max_concurrency=args["concurrency"]) as client:
+        result = extract(
+            client,
+            Store(args["db"]),
+            ExtractOptions(concurrency=args["concurrency"]),
+            now=lambda: now,
+        )
+    return {
+        "base_kb": base,
+        "peak_kb": peak_rss_kb(),
+        "runs": result.runs_seen,
+        "requests": result.requests,
+        "wall": time.perf_counter() - began,
+    }
+
+
+def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    peaks: dict[int, tuple[float, float]] = {}
+    for runs in sorted(cfg.memory_runs):
+        sim = SimRun(cfg, runs, Faults(), folder / f"memory-{runs}")
+        args = {
+            "url": sim.server.url,
+            "token": sim.server.token,
+            "now_ms": sim.workspace.now_ms,
+            "db": str(folder / f"memory-{runs}.duckdb"),
+            "concurrency": cfg.concurrency,
+        }
+        try:
+            with _step(f"extract of {runs} runs in a child process"):
+                # Arguments on stdin: the token stays out of `ps` and of error messages.
+                out = subprocess.run(
+                    [sys.executable, "-m", "extractor.bench"],
+                    input=json.dumps(args),
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                )
+        finally:
+            sim.close()
+        if out.returncode != 0:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            report.add(
+                Row(
+                    "5 peak memory", f"cold extract of {runs} runs", "failed", "", None, False, tail
+                )
+            )
+            continue
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        peak, base = got["peak_kb"] / 1024, got["base_kb"] / 1024
+        peaks[runs] = (peak, base)
+        report.add(
+            _ratio_row(
+                "5 peak memory",
+                f"max RSS, cold extract of {got['runs']} runs",
+                peak,
+                300.0,
+                "MB",
+                f"{base:.0f} MB after imports; {got['requests']} requests in {got['wall']:.1f} s"
+                " (no latency)",
+            )
+        )
+    if len(peaks) >= 2:
+        (small, (p1, b1)), (large, (p2, b2)) = sorted(peaks.items())[0], sorted(peaks.items())[-1]
+        growth = (p2 - b2) / max(p1 - b1, 1.0)
+        report.add(
+            _ratio_row(
+                "5 peak memory",
+                f"growth above imports, {small} -> {large} runs",
+                growth,
+                large / small,
+                "x",
+                f"{p1 - b1:.0f} MB -> {p2 - b2:.0f} MB; sublinear when below the runs ratio",
+            )
+        )
+
+
+# -- 6: views over a large generated store -------------------------------------------------------
+
+# Column expressions of generated rows (DuckDB SQL over g_runs / g_tasks); unlisted columns are NULL.
+# u(x, k) is a deterministic uniform [0, 1) per row and salt.
+_RUN_COLUMNS = {
+    "workspace_id": "'1234567890123456'",
+    "run_id": "run_id",
+    "job_id": "job_id",
+    "run_name": "'job_' || job_id",
+    "run_type": "CASE WHEN u(i, 6) < 0.95 THEN 'JOB_RUN' ELSE 'SUBMIT_RUN' END",
+    "trigger": "CASE WHEN retry THEN 'RETRY' WHEN u(job_id, 7) < 0.7 THEN 'PERIODIC'"
+    " WHEN u(job_id, 7) < 0.9 THEN 'ONE_TIME' ELSE 'FILE_ARRIVAL' END",
+    "creator_user_name": "'user' || (job_id % 40) || '@example.com'",
+    "start_time": "make_timestamptz(start_ms * 1000)",
+    "end_time": "CASE WHEN NOT active THEN make_timestamptz((start_ms + dur_ms) * 1000) END",
+    "life_cycle_state": "lcs",
+    "result_state": "result",
+    "status_state": "CASE WHEN active THEN 'RUNNING' ELSE 'TERMINATED' END",
+    "termination_code": "code",
+    "termination_type": "CASE WHEN code = 'SUCCESS' THEN 'SUCCESS' WHEN code = 'CLUSTER_ERROR'"
+    " THEN 'CLOUD_FAILURE' WHEN code IS NOT NULL THEN 'CLIENT_ERROR' END",
+    "state_message": "CASE WHEN result = 'FAILED' THEN 'Task main failed with message: boom' END",
+    "queue_duration_ms": "CASE WHEN u(i, 8) < 0.9 THEN 0 ELSE CAST(u(i, 9) * 300000 AS BIGINT) END",
+    "setup_duration_ms": "setup_ms",
+    "execution_duration_ms": "dur_ms - setup_ms - 2000",
+    "cleanup_duration_ms": "2000",
+    "run_duration_ms": "CASE WHEN NOT active THEN dur_ms END",
+    "duration_ms": "CASE WHEN NOT active THEN dur_ms END",
+    "attempt_number": "CAST(retry AS INTEGER)",
+    "original_attempt_run_id": "CASE WHEN retry THEN run_id - 1 ELSE run_id END",
+    "is_active": "active",
+    "task_count": "ntasks",
+    "repair_count": "CAST(repaired AS INTEGER)",
+    "run_page_url": "'https://dbc-bench.cloud.databricks.com/?o=1234567890123456#job/' || job_id"
+    " || '/run/' || run_id",
+    "raw": "'{\"run_id\":' || run_id || '}'",
+    "extracted_at": "make_timestamptz(now_ms * 1000)",
+}
+_TASK_COLUMNS = {
+    "workspace_id": "'1234567890123456'",
+    "run_id": "task_run_id",
+    "job_run_id": "run_id",
+    "job_id": "job_id",
+    "task_key": "'task_' || k",
+    "attempt_number": "CASE WHEN u(task_run_id, 1) < 0.03 THEN 1 ELSE 0 END",
+    "repair_id": "CASE WHEN repaired AND k = ntasks - 1 THEN run_id + 7 ELSE 0 END",
+    "start_time": "make_timestamptz((start_ms + setup_ms + k * step_ms) * 1000)",
+    "end_time": "CASE WHEN NOT active THEN make_timestamptz((start_ms + setup_ms + (k + 1) * step_ms)"
+    " * 1000) END",
+    "queue_duration_ms": "0",
+    "setup_duration_ms": "CASE WHEN kind = 'serverless' THEN 5000 ELSE setup_ms END",
+    "execution_duration_ms": "step_ms",
+    "cleanup_duration_ms": "500",
+    "run_duration_ms": "CASE WHEN NOT active THEN step_ms + 500 END",
+    "duration_ms": "CASE WHEN NOT active THEN step_ms + 500 END",
+    "life_cycle_state": "CASE WHEN k = ntasks - 1 THEN lcs ELSE 'TERMINATED' END",
+    "result_state": "CASE WHEN k = ntasks - 1 THEN result WHEN active THEN NULL ELSE 'SUCCESS' END",
+    "status_state": "CASE WHEN active AND k = ntasks - 1 THEN 'RUNNING' ELSE 'TERMINATED' END",
+    "termination_code": "CASE WHEN k = ntasks - 1 THEN code ELSE 'SUCCESS' END",
+    "termination_type": "CASE WHEN k = ntasks - 1 AND code <> 'SUCCESS' THEN 'CLIENT_ERROR'"
+    " ELSE 'SUCCESS' END",
+    "is_active": "active AND k = ntasks - 1",
+    "cluster_id": "CASE kind WHEN 'job_cluster' THEN 'jc-' || run_id WHEN 'new_cluster' THEN"
+    " 'nc-' || task_run_id WHEN 'existing_cluster' THEN 'ap-' || (job_id % 7) END",
+    "compute_kind": "kind",
+    "job_cluster_key": "CASE WHEN kind = 'job_cluster' THEN 'main' END",
+    "existing_cluster_id": "CASE WHEN kind = 'existing_cluster' THEN 'ap-' || (job_id % 7) END",
+    "node_type_id": "CASE WHEN kind IN ('job_cluster', 'new_cluster', 'existing_cluster') THEN"
+    " node END",
+    "driver_node_type_id": "CASE WHEN kind IN ('job_cluster', 'new_cluster', 'existing_cluster')"
+    " THEN node END",
+    "num_workers": "CASE WHEN kind IN ('job_cluster', 'new_cluster') AND u(job_id, 11) < 0.7 THEN"
+    " 2 + CAST(u(job_id, 12) * 14 AS INTEGER) END",
+    "autoscale_min_workers": "CASE WHEN kind IN ('job_cluster', 'new_cluster')"
+    " AND u(job_id, 11) >= 0.7 THEN 2 END",
+    "autoscale_max_workers": "CASE WHEN kind IN ('job_cluster', 'new_cluster')"
+    " AND u(job_id, 11) >= 0.7 THEN 8 END",
+    "workers": "CASE WHEN kind IN ('job_cluster', 'new_cluster') THEN CASE WHEN u(job_id, 11) < 0.7"
+    " THEN 2 + CAST(u(job_id, 12) * 14 AS INTEGER) ELSE 8 END END",
+    "spark_version": "CASE WHEN kind <> 'serverless' THEN '15.4.x-scala2.12' END",
+    "runtime_engine": "CASE WHEN kind <> 'serverless' THEN CASE WHEN u(job_id, 13) < 0.3 THEN"
+    " 'PHOTON' ELSE 'STANDARD' END END",
+    "depends_on": "CASE WHEN k = 0 THEN []::VARCHAR[] ELSE ['task_' || (k - 1)] END",
+    "run_if": "'ALL_SUCCESS'",
+    "task_type": "CASE WHEN foreach AND k = 0 THEN 'for_each_task' WHEN kind IS NULL THEN"
+    " 'condition_task' WHEN kind = 'serverless' THEN 'spark_python_task' ELSE 'notebook_task' END",
+    "max_retries": "CASE WHEN u(job_id, 14) < 0.3 THEN 2 ELSE 0 END",
+    "timeout_seconds": "0",
+    "iteration_count": "CASE WHEN foreach AND k = 0 THEN 20 END",
+    "raw": "'{\"run_id\":' || task_run_id || '}'",
+}
+_ITERATION_COLUMNS = {
+    "workspace_id": "'1234567890123456'",
+    "run_id": "task_run_id * 32 + j",
+    "parent_task_run_id": "task_run_id",
+    "job_run_id": "run_id",
+    "job_id": "job_id",
+    "task_key": "'task_0_iteration'",
+    "attempt_number": "0",
+    "start_time": "make_timestamptz((start_ms + setup_ms + j * 1000) * 1000)",
+    "end_time": "CASE WHEN NOT active THEN make_timestamptz((start_ms + setup_ms + j * 1000 +"
+    " step_ms) * 1000) END",
+    "execution_duration_ms": "step_ms",
+    "duration_ms": "CASE WHEN NOT active THEN step_ms END",
+    "life_cycle_state": "'TERMINATED'",
+    "result_state": "CASE WHEN active THEN NULL ELSE 'SUCCESS' END",
+    "status_state": "'TERMINATED'",
+    "is_active": "false",
+    "cluster_id": "'jc-' || run_id",
+    "raw": '\'{"job_cluster_key":"main"}\'',
+}
+_REPAIR_COLUMNS = {
+    "workspace_id": "'1234567890123456'",
+    "job_run_id": "run_id",
+    "repair_id": "CASE WHEN n = 0 THEN 0 ELSE run_id + 7 END",
+    "type": "CASE WHEN n = 0 THEN 'ORIGINAL' ELSE 'REPAIR' END",
+    "start_time": "make_timestamptz(start_ms * 1000)",
+    "end_time": "CASE WHEN NOT active THEN make_timestamptz((start_ms + dur_ms) * 1000) END",
+    "life_cycle_state": "lcs",
+    "result_state": "result",
+    "status_state": "'TERMINATED'",
+    "task_run_ids": "[]::BIGINT[]",
+}
+_JOB_COLUMNS = {
+    "workspace_id": "'1234567890123456'",
+    "job_id": "job_id",
+    "name": "'job_' || job_id",
+    "creator_user_name": "'user' || (job_id % 40) || '@example.com'",
+    "run_as_user_name": "'user' || (job_id % 40) || '@example.com'",
+    "created_time": "make_timestamptz((now_ms - 7776000000) * 1000)",
+    "tags": "MAP {'team': 'team' || (job_id % 9)}",
+    "schedule_cron": "'0 0 * * * ?'",
+    "trigger_kind": "'schedule'",
+    "continuous": "false",
+    "max_concurrent_runs": "1",
+    "timeout_seconds": "0",
+    "format": "'MULTI_TASK'",
+    "raw": "'{}'",
+    "extracted_at": "make_timestamptz(now_ms * 1000)",
+}
+_NODES = "['m5d.large', 'm5d.xlarge', 'm5d.2xlarge', 'm5.xlarge', 'm5.4xlarge', 'i3.xlarge']"
+
+
+def _insert_generated(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], source: str
+) -> None:
+    exprs = ", ".join(f'{columns.get(c, "NULL")} AS "{c}"' for c in TABLES[table])
+    con.execute(f"INSERT INTO {table} SELECT {exprs} FROM {source}")
+
+
+def build_view_store(path: Path, runs: int, tasks: int, now_ms: int = START_MS) -> None:
+    """A store of `runs` runs of ~`tasks` task runs each, over 60 days, generated in SQL."""
+    jobs = max(50, runs // 2000)
+    con = duckdb.connect(str(path))
+    create_tables(con)
+    con.execute("CREATE TEMP MACRO u(x, k) AS (hash(x, k) % 1000000) / 1000000.0")
+    con.execute(
+        "CREATE TEMP TABLE g_base AS SELECT i, 1000000000000 + i * 3 AS run_id,"
+        f" 1000 + CAST(floor(pow(u(i, 1), 2) * {jobs}) AS BIGINT) AS job_id,"
+        f" {now_ms} - CAST(({runs} - i) * {RETENTION_DAYS * DAY_MS - 3_600_000} / {runs} AS BIGINT)"
+        f" AS start_ms, {now_ms} AS now_ms, i >= {runs} - {max(1, runs // 2000)} AND u(i, 2) < 0.5"
+        " AS active, u(i, 3) AS r, CAST(exp(ln(60000) + u(i, 4) * ln(240)) AS BIGINT) AS dur_ms,"
+        f" 1 + CAST(u(i, 5) * {2 * tasks - 2} AS INTEGER) AS ntasks, u(i, 10) < 0.04 AS retry,"
+        " 20000 + CAST(u(i, 15) * 120000 AS BIGINT) AS setup_ms, u(i, 16) < 0.01 AS foreach"
+        f" FROM range({runs}) AS t(i)"
+    )
+    con.execute(
+        "CREATE TEMP TABLE g_runs AS SELECT *, CASE WHEN active THEN 'RUNNING' WHEN r < 0.005"
+        " THEN 'INTERNAL_ERROR' WHEN r < 0.015 THEN 'SKIPPED' ELSE 'TERMINATED' END AS lcs,"
+        " CASE WHEN active THEN NULL WHEN r < 0.015 THEN NULL WHEN r < 0.88 THEN 'SUCCESS'"
+        " WHEN r < 0.95 THEN 'FAILED' WHEN r < 0.97 THEN 'TIMEDOUT' WHEN r < 0.99 THEN 'CANCELED'"
+        " ELSE 'SUCCESS_WITH_FAILURES' END AS result, NOT active AND r >= 0.88 AND r < 0.95"
+        " AND u(i, 17) < 0.3 AS repaired, greatest(1000, (dur_ms - setup_ms) // ntasks) AS step_ms"
+        " FROM g_base"
+    )
+    con.execute(
+        "CREATE TEMP TABLE g_runs2 AS SELECT *, CASE WHEN active THEN NULL WHEN lcs = 'SKIPPED'"
+        " THEN 'SKIPPED' WHEN lcs = 'INTERNAL_ERROR' THEN 'CLUSTER_ERROR' WHEN result = 'SUCCESS'"
+        " THEN 'SUCCESS' WHEN result = 'CANCELED' THEN 'USER_CANCELED' ELSE"
+        " 'RUN_EXECUTION_ERROR' END AS code FROM g_runs"
+    )
+    con.execute(
+        "CREATE TEMP TABLE g_tasks AS SELECT *, (run_id * 32 + k) AS task_run_id,"
+        " CASE WHEN foreach AND k = 0 THEN NULL WHEN u(job_id * 32 + k, 18) < 0.5 THEN 'job_cluster'"
+        " WHEN u(job_id * 32 + k, 18) < 0.75 THEN 'serverless' WHEN u(job_id * 32 + k, 18) < 0.85"
+        " THEN 'new_cluster' WHEN u(job_id * 32 + k, 18) < 0.95 THEN 'existing_cluster' END AS kind,"
+        f" {_NODES}[1 + CAST(u(job_id, 19) * 6 AS INTEGER)] AS node"
+        " FROM (SELECT *, unnest(range(ntasks)) AS k FROM g_runs2)"
+    )
+    _insert_generated(con, "runs", _RUN_COLUMNS, "g_runs2")
+    _insert_generated(con, "tasks", _TASK_COLUMNS, "g_tasks")
+    _insert_generated(
+        con,
+        "task_iterations",
+        _ITERATION_COLUMNS,
+        "(SELECT *, unnest(range(20)) AS j FROM g_tasks WHERE foreach AND k = 0)",
+    )
+    _insert_generated(
+        con,
+        "repair_history",
+        _REPAIR_COLUMNS,
+        "(SELECT *, unnest(range(CASE WHEN repaired THEN 2 ELSE 1 END)) AS n FROM g_runs2)",
+    )
+    _insert_generated(
+        con,
+        "jobs",
+        _JOB_COLUMNS,
+        f"(SELECT 1000 + range AS job_id, {now_ms} AS now_ms FROM range({jobs}))",
+    )
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def bench_views(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    from extractor.views import create_views, view_files
+
+    path = folder / "views.duckdb"
+    with _step(f"generating a store of {cfg.view_runs} runs in SQL"):
+        build_view_store(path, cfg.view_runs, cfg.view_tasks)
+    con = duckdb.connect(str(path))
+    try:
+        create_views(con)
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("runs", "tasks", "task_iterations", "repair_history", "jobs")
+        }
+        report.add(
+            Row(
+                "6 views",
+                "store",
+                ", ".join(f"{t} {n:,}" for t, n in counts.items()),
+                note="generated with DuckDB SQL (no API); each view timed on a full scan of all"
+                " its columns: SELECT count(*), bit_xor(hash(v)) FROM view AS v",
+            )
+        )
+        timings: list[tuple[str, float]] = []
+        with _step(f"timing {len(view_files())} views"):
+            for view in view_files():
+                began = time.perf_counter()
+                con.execute(f"SELECT count(*), bit_xor(hash(v)) FROM {view.name} AS v").fetchall()
+                timings.append((view.name, time.perf_counter() - began))
+    finally:
+        con.close()
+    slow = [name for name, s in timings if s > 1.0]
+    report.add(
+        Row(
+            "6 views",
+            "views under 1 s",
+            f"{len(timings) - len(slow)} of {len(timings)}",
+            "all",
+            None,
+            not slow,
+            ("slow: " + ", ".join(slow)) if slow else "",
+        )
+    )
+    for name, seconds in timings:
+        report.add(_ratio_row("6 views", name, seconds, 1.0, "s"))
+
+
+# -- the whole benchmark -------------------------------------------------------------------------
+
+
+def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
+    """Run the selected sections; returns the report (also printed by the CLI)."""
+    report = Report(cfg, machine=machine_info())
+    with contextlib.ExitStack() as stack:
+        folder = workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="jobruns-bench-"))
+        )
+        wanted = set(cfg.sections)
+        jobruns_wall: float | None = None
+        if wanted & {"cold", "incremental", "sdk"}:
+            faults = Faults(
+                latency_ms=cfg.latency_ms,
+                jitter_ms=cfg.jitter_ms,
+                rate_limit_rps=cfg.rps,
+                retry_after_s=1,
+                seed=cfg.seed,
+            )
+            sim = SimRun(cfg, cfg.runs, faults, folder)
+            try:
+                # The SDK loop first: extractions move the simulated clock, listing does not.
+                sdk_wall = bench_sdk(cfg, report, sim, folder) if "sdk" in wanted else None
+                if wanted & {"cold", "incremental"}:
+                    err.rule("jobruns extract")
+                    jobruns_wall = bench_cold(cfg, report, sim)
+                    if "incremental" in wanted:
+                        bench_incremental(cfg, report, sim)
+            finally:
+                sim.close()
+            if sdk_wall is not None and jobruns_wall is not None:
+                report.add(
+                    _ratio_row(
+                        "2 databricks-sdk",
+                        "jobruns speed-up over the SDK loop",
+                        sdk_wall / jobruns_wall,
+                        4.0,
+                        "x",
+                        f"SDK {sdk_wall:.1f} s vs jobruns {jobruns_wall:.1f} s",
+                        at_least=True,
+                    )
+                )
+        sections: list[tuple[str, Callable[[BenchConfig, Report, Path], None]]] = [
+            ("load", bench_load),
+            ("memory", bench_memory),
+            ("views", bench_views),
+        ]
+        for name, bench in sections:
+            if name in wanted:
+                err.rule(name)
+                try:
+                    bench(cfg, report, folder)
+                except Exception as exc:  # one broken section must not hide the others
+                    report.add(
+                        Row(name, "section failed", type(exc).__name__, met=False, note=str(exc))
+                    )
+    return report
+
+
+def main_child() -> None:
+    """`python -m extractor.bench < args.json`: the memory section's child process."""
+    print(json.dumps(memory_child(json.loads(sys.stdin.read()))))
+
+
+if __name__ == "__main__":
+    main_child()
