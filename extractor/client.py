@@ -63,7 +63,7 @@ PAGING_KEYS: Final = ("next_page_token", "prev_page_token", "has_more")
 
 _TITLE_RE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _INVALID_TOKEN = "invalid access token"
-MIN_SCRUBBED_SECRET = 6
+MIN_SCRUBBED_SECRET = 4
 
 
 class _TokenBucket:
