@@ -179,7 +179,9 @@ def connect(
     if "runs" not in _tables(con):
         con.close()
         raise StoreError(f"{db} is not a jobruns store (no runs table); run `jobruns extract`")
-    create_views(con, temporary=read_only)
+    if not views_current(con):
+        # The store's own views are missing or from another jobruns version.
+        create_views(con, temporary=read_only)
     return con
 
 
