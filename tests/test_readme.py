@@ -14,7 +14,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def sql_blocks() -> list[str]:
-    text = README.read_text()
+    """The SQL examples of the README's section on the views (other sections show Spark SQL)."""
+    text = README.read_text().split("## Answers: the views", 1)[1].split("\n## ", 1)[0]
     statements = []
     for block in re.findall(r"```sql\n(.*?)```", text, flags=re.S):
         statements += [s.strip() for s in block.split(";") if s.strip()]
