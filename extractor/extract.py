@@ -8,10 +8,12 @@ It never writes from more than one thread and never moves the watermark past uns
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -78,7 +80,7 @@ class ExtractOptions:
     concurrency: int = 8
     slice_span: timedelta = timedelta(hours=6)
     flush_seconds: float = 1.0
-    flush_runs: int = 2000
+    flush_runs: int = 500
 
 
 @dataclass
@@ -357,6 +359,17 @@ class Extraction:
         full_jobs: list[dict[str, Any]] = []
         with _pool(self.options.concurrency) as pool:
             pending: dict[Future[Any], tuple[str, Any]] = {}
+            # Work waits here until the pool has room, so fetched pages and runs never pile up
+            # faster than they are stored (bounded memory). Completing runs goes first: it
+            # frees what a page brought; a new page brings more.
+            runs_queue: deque[tuple[str, Any, Callable[[], Any]]] = deque()
+            pages_queue: deque[tuple[str, Any, Callable[[], Any]]] = deque()
+            in_flight = self.options.concurrency * 3
+
+            def feed() -> None:
+                while len(pending) < in_flight and (runs_queue or pages_queue):
+                    kind, info, call = (runs_queue or pages_queue).popleft()
+                    pending[pool.submit(call)] = (kind, info)
 
             # Share of the listed time span read so far, for the progress bar's ETA: pages come
             # newest first, so a slice is read down to the oldest start_time of its last page.
@@ -364,34 +377,36 @@ class Extraction:
             total_span = sum(hi - lo + 1 for rng in ranges for lo, hi in self._slices(rng))
 
             def list_page(index: int, lo: int, hi: int, token: str | None) -> None:
-                fut = pool.submit(
+                call = functools.partial(
                     self.client.list_runs_page,
                     start_time_from=lo,
                     start_time_to=hi,
                     page_token=token,
                     expand_tasks=ranges[index].expand,
                 )
-                pending[fut] = ("page", (index, lo, hi))
+                pages_queue.append(("page", (index, lo, hi), call))
 
             def take_jobs(listed: list[dict[str, Any]]) -> None:
                 listed_jobs.extend(listed)
                 for job in listed:
                     if stored_jobs.get(int(job["job_id"])) != job_signature(job):
-                        pending[pool.submit(self.client.get_job, int(job["job_id"]))] = ("job", job)
+                        call = functools.partial(self.client.get_job, int(job["job_id"]))
+                        runs_queue.append(("job", job, call))
 
+            if jobs is None:
+                runs_queue.append(("jobs", None, lambda: list(self.client.iter_jobs())))
+            else:
+                take_jobs(jobs)
             for index, rng in enumerate(ranges):
                 for lo, hi in self._slices(rng):
                     list_page(index, lo, hi, None)
-            if jobs is None:
-                pending[pool.submit(lambda: list(self.client.iter_jobs()))] = ("jobs", None)
-            else:
-                take_jobs(jobs)
             for run_id, job_id in active_before.items():
                 if run_id not in self._done:
                     self._done.add(run_id)
                     stub = {"run_id": run_id, "job_id": job_id}
-                    refresh = pool.submit(self._complete, "get", stub)
-                    pending[refresh] = ("refresh", (run_id, stub))
+                    call = functools.partial(self._complete, "get", stub)
+                    runs_queue.append(("refresh", (run_id, stub), call))
+            feed()
             while pending:
                 done: set[Future[Any]] = wait(list(pending), return_when=FIRST_COMPLETED)[0]
                 for fut in done:
@@ -410,10 +425,8 @@ class Extraction:
                         for run_id, job, listed in self._triage(
                             runs, ranges[index], stored[index], force
                         ):
-                            pending[pool.submit(self._complete, job, listed)] = (
-                                "run",
-                                (run_id, listed),
-                            )
+                            call = functools.partial(self._complete, job, listed)
+                            runs_queue.append(("run", (run_id, listed), call))
                     elif kind == "jobs":
                         listed_page: list[dict[str, Any]] = fut.result()
                         take_jobs(listed_page)
@@ -435,6 +448,7 @@ class Extraction:
                         sum(covered.values()) / total_span if total_span else None,
                     )
                 self._maybe_flush()
+                feed()
         self._flush()
         with self.store.transaction() as con:
             # Whatever the store holds inside a fully read range and the API did not list is gone.

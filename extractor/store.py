@@ -29,6 +29,10 @@ from extractor.schema import CHILDREN, SCHEMA_VERSION, TABLES
 
 log = logging.getLogger("jobruns.store")
 
+# DuckDB's buffer pool defaults to 80% of the machine's memory. The extract writes small
+# batches, so its connections get a small pool: a cron extract stays small however big the store.
+WRITER_MEMORY_LIMIT = "96MB"
+
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
 
@@ -223,6 +227,9 @@ class Store:
         self, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         con = open_connection(self.path, read_only=read_only, wait_s=wait_s)
+        # A setting of the database instance, not of a file: set per open, not at connect
+        # (a connect-time setting would refuse other connections of this process to the file).
+        con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
         try:
             yield con
         finally:
