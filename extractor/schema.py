@@ -227,3 +227,19 @@ CHILDREN: dict[str, str] = {
     "repair_history": "job_run_id",
     "task_iterations": "job_run_id",
 }
+
+# What `jobruns export` last wrote to each destination (a local folder or an object-store URL),
+# per table and workspace: the runs' (or jobs') extracted_at/deleted_at watermark for tables
+# that have one, else the fingerprints of the partitions written. Not exported itself.
+TABLES["export_state"] = {
+    "destination": "VARCHAR",
+    "format": "VARCHAR",
+    "table_name": "VARCHAR",
+    "workspace_id": "VARCHAR",
+    "since": "TIMESTAMPTZ",
+    "watermark": "TIMESTAMPTZ",
+    "fingerprints": "JSON",
+    "rows_written": "BIGINT",
+    "exported_at": "TIMESTAMPTZ",
+}
+KEYS["export_state"] = ("destination", "format", "table_name", "workspace_id")
