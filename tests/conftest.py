@@ -88,7 +88,7 @@ def make_sim(tmp_path: Path) -> Iterator[Callable[..., Sim]]:
     def make(
         seed: int = 11,
         *,
-        runs: int = 1200,
+        runs: int = 600,
         jobs: int = 20,
         faults: Faults | None = None,
         db: Path | None = None,

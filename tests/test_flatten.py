@@ -220,7 +220,7 @@ SHARED = duckdb.connect()
 create_tables(SHARED)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(runs(), max_size=5))
 def test_any_valid_run_flattens_to_the_store_schema_and_loads(batch: list[dict[str, Any]]) -> None:
     flat = flatten_runs([RunBundle(r) for r in batch], "ws", NOW)

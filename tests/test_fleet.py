@@ -25,9 +25,9 @@ def test_all_profiles_extract_each_workspace_into_one_store(
 ) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "fleet.duckdb"
     sims = {
-        "dev": make_sim(seed=21, runs=250, db=db, now_ms=wall_clock_ms()),
-        "staging": make_sim(seed=22, runs=300, db=db, now_ms=wall_clock_ms()),
-        "prod": make_sim(seed=23, runs=350, db=db, now_ms=wall_clock_ms()),
+        "dev": make_sim(seed=21, runs=120, db=db, now_ms=wall_clock_ms()),
+        "staging": make_sim(seed=22, runs=150, db=db, now_ms=wall_clock_ms()),
+        "prod": make_sim(seed=23, runs=180, db=db, now_ms=wall_clock_ms()),
     }
     config = tmp_path / "databrickscfg"
     write_profiles(config, sims)
@@ -64,8 +64,8 @@ def test_one_failing_workspace_does_not_stop_the_others(
 ) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "fleet.duckdb"
     sims = {
-        "good": make_sim(seed=24, runs=200, db=db, now_ms=wall_clock_ms()),
-        "broken": make_sim(seed=25, runs=200, db=db, now_ms=wall_clock_ms()),
+        "good": make_sim(seed=24, runs=120, db=db, now_ms=wall_clock_ms()),
+        "broken": make_sim(seed=25, runs=120, db=db, now_ms=wall_clock_ms()),
     }
     config = tmp_path / "databrickscfg"
     write_profiles(config, sims, bad={"broken"})

@@ -160,7 +160,8 @@ def test_faults_appear_at_roughly_the_configured_rates() -> None:
 
 def test_rate_limit_answers_429_with_retry_after() -> None:
     ws = Workspace.generate(1, runs=50, now_ms=NOW)
-    with serve(ws, faults=Faults(rate_limit_rps=5, rate_limit_burst=5)) as server:
+    # A slow refill (one request per 10 s) keeps the test independent of machine speed.
+    with serve(ws, faults=Faults(rate_limit_rps=0.1, rate_limit_burst=5)) as server:
         codes = [get(server, RUNS_LIST).status_code for _ in range(20)]
         assert codes[:5] == [200] * 5 and 429 in codes
         r = get(server, RUNS_LIST)
