@@ -29,7 +29,7 @@ from extractor.errors import Interrupted, JobrunsError, UsageError
 log = logging.getLogger("jobruns")
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _now() -> datetime:
