@@ -29,7 +29,14 @@ from rich.console import Console
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
 from extractor.errors import UsageError
-from extractor.extract import ExtractOptions, ExtractResult, extract, needs_full_fetch, strip_paging
+from extractor.extract import (
+    ExtractOptions,
+    ExtractResult,
+    extract,
+    needs_full_fetch,
+    release_memory_promptly,
+    strip_paging,
+)
 from extractor.flatten import RunBundle, flatten_runs, task_type
 from extractor.schema import TABLES
 from extractor.simulator import Faults, SimServer, Workspace, serve
@@ -676,6 +683,7 @@ def peak_rss_kb() -> int:
 def memory_child(args: dict[str, Any]) -> dict[str, Any]:
     """Runs in a fresh interpreter: one cold extract; reports peak RSS before and after."""
     base = peak_rss_kb()
+    release_memory_promptly()  # as the CLI does
     config = resolve_workspace(host=args["url"], token=args["token"], env={})
     now = datetime.fromtimestamp(args["now_ms"] / 1000, tz=UTC)
     began = time.perf_counter()

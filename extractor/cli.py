@@ -211,12 +211,14 @@ def run_extract(
     workspaces: list[tuple[str, Any]], db: Path, options: Any, *, max_rps: float, quiet: bool
 ) -> list[Any]:
     """Extract workspaces into one store with progress bars on a terminal, then summarise."""
+    from extractor.extract import release_memory_promptly
     from extractor.fleet import extract_fleet
     from extractor.lock import ExtractLock
     from extractor.progress import progress_board
     from extractor.store import Store
     from extractor.views import ensure_views
 
+    release_memory_promptly()
     with ExtractLock(db), progress_board(enabled=not quiet) as board:
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board)
         if any(o.result is not None for o in outcomes):

@@ -133,7 +133,17 @@ def import_rates(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
     for rate in rates:
         if rate.source is None:
             rate.source = f"imported from {path.name}"
-    return _upsert_rates(con, rates)
+    count = _upsert_rates(con, rates)
+    _refresh_costs(con)
+    return count
+
+
+def _refresh_costs(con: duckdb.DuckDBPyConnection) -> None:
+    """Prices changed for every run: rebuild the materialized views if the store has them."""
+    from extractor.views import has_materialized, refresh_materialized
+
+    if has_materialized(con):
+        refresh_materialized(con, None)
 
 
 # --- billing exports -------------------------------------------------------------------------
@@ -270,6 +280,7 @@ def _import(
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
         raise UsageError(f"{path}: cannot import into {table}: {exc}") from exc
+    _refresh_costs(con)
     return count
 
 
