@@ -245,18 +245,18 @@ class Extraction:
         # The workspace id keys every row. A store that has seen this host knows it; otherwise
         # the first response tells (header, else a run_page_url, else the host itself).
         known = self.store.workspace_of_host(self.client.host)
-        jobs: list[dict[str, Any]] | None = None
-        if known is None:
-            jobs = list(self.client.iter_jobs())
-            known = self.client.workspace_id or self._workspace_from_runs()
-        self.workspace_id = known
         self.result = result = ExtractResult(
             extract_id=uuid.uuid4().hex,
-            workspace_id=known,
+            workspace_id=known or self.client.host,
             host=self.client.host,
             started_at=started,
         )
         try:
+            jobs: list[dict[str, Any]] | None = None
+            if known is None:
+                jobs = list(self.client.iter_jobs())
+                known = self.client.workspace_id or self._workspace_from_runs()
+            self.workspace_id = result.workspace_id = known
             self._extract(jobs, t0)
             result.status = "ok"
         except BaseException as exc:
