@@ -8,6 +8,7 @@ It never changes run data in the store: it writes export_state alone, under the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -38,6 +39,7 @@ FORMATS: tuple[Format, ...] = ("delta", "parquet")
 DEFAULT_BATCH_ROWS = 10_000
 # DuckDB's own memory while it streams (it spills beyond this); the rest is batches in flight.
 DEFAULT_MEMORY_LIMIT = "256MB"
+DELTA_CHUNK_ROWS = 100_000
 # A Parquet file of a partition is closed and another begun past this many bytes (uncompressed).
 PARQUET_FILE_BYTES = 256 * 1024 * 1024
 # Commit conflicts with another writer of the same Delta table are retried this often.
@@ -399,6 +401,20 @@ class Writer:
         raise NotImplementedError
 
 
+def _chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[list[pa.RecordBatch]]:
+    """The reader's batches in lists of about `rows` rows."""
+    chunk: list[pa.RecordBatch] = []
+    size = 0
+    for batch in reader:
+        chunk.append(batch)
+        size += batch.num_rows
+        if size >= rows:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
 class _Counting:
     """A RecordBatchReader's batches, counted as they pass."""
 
@@ -498,24 +514,32 @@ class DeltaWriter(Writer):
         with_retries(create, f"creating {self.table}")
 
     def _append(self, rows: Callable[[], pa.RecordBatchReader], **kwargs: Any) -> int:
+        """Write the rows in chunks of DELTA_CHUNK_ROWS, one commit each: delta-rs holds what
+        it is given in memory, so a whole partition at once would not be bounded. The first
+        chunk takes `kwargs` (an overwrite clears the partition); the rest are appended."""
         from deltalake import write_deltalake
 
-        counted: list[_Counting] = []
+        reader = rows()
+        written = 0
+        chunks = _chunks(reader, DELTA_CHUNK_ROWS)
+        first = next(chunks, None)
+        for chunk in [first] if first is None else itertools.chain([first], chunks):
+            table = pa.Table.from_batches(chunk or [], schema=reader.schema)
+            args = kwargs if written == 0 else {"mode": "append"}
 
-        def write() -> None:
-            counting = _Counting(rows())
-            counted.append(counting)
-            write_deltalake(
-                self.uri,
-                counting.as_reader(),
-                partition_by=self.partition_by or None,
-                schema_mode="merge",
-                writer_properties=self.properties,
-                **kwargs,
-            )
+            def write(table: pa.Table = table, args: dict[str, Any] = args) -> None:
+                write_deltalake(
+                    self.uri,
+                    table,
+                    partition_by=self.partition_by or None,
+                    schema_mode="merge",
+                    writer_properties=self.properties,
+                    **args,
+                )
 
-        with_retries(write, f"writing {self.table}")
-        return counted[-1].rows
+            with_retries(write, f"writing {self.table}")
+            written += table.num_rows
+        return written
 
     def write(
         self,
