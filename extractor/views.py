@@ -8,10 +8,11 @@ the rows of the expensive per-run views (MATERIALIZED).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.resources
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ MATERIALIZED: dict[str, str] = {
     "int_task_cost": "job_run_id",
     "int_task_attempts": "job_run_id",
     "int_run_tasks": "job_run_id",
+    "int_rerun_cost": "job_run_id",
     "int_durations": "job_run_id",
     "task_cost": "job_run_id",
 }
@@ -49,6 +51,11 @@ _UNUSED = {"runs": ("raw",), "tasks": ("raw",), "jobs": ("raw", "job_clusters")}
 _FULL_REFRESH_SHARE = 0.2
 _FULL_REFRESH_MIN_RUNS = 10_000
 _SCRATCH = "jobruns_refresh"
+# A refresh holds the new rows of every mat_* table until it commits: far more than the small
+# pool an extract's writer connection runs with. Below this limit it is raised while refreshing.
+REFRESH_MEMORY_LIMIT = "1GiB"
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 @dataclass(frozen=True)
@@ -178,11 +185,36 @@ def refresh_materialized(
     """
     views = {v.name: v for v in view_files()}
     mats = [views[name] for name in views if name in MATERIALIZED]
-    if changed_runs is not None:
-        scope = _scope(con, changed_runs)
+    with _memory_at_least(con, REFRESH_MEMORY_LIMIT):
+        scope = None if changed_runs is None else _scope(con, changed_runs)
         if scope is not None:
             _refresh_scope(con, views, mats, scope)
-            return
+        else:
+            _refresh_all(con, mats)
+
+
+@contextlib.contextmanager
+def _memory_at_least(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """Raise the instance's memory_limit to `limit` if it is lower, and put it back after."""
+    current = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    if _bytes(current) >= _bytes(limit):
+        yield
+        return
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{current}'")
+
+
+def _bytes(size: str) -> float:
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
+    if match is None or match[2].upper() not in _UNITS:
+        return float("inf")  # unlimited, or a form we do not know: leave it alone
+    return float(match[1]) * _UNITS[match[2].upper()]
+
+
+def _refresh_all(con: duckdb.DuckDBPyConnection, mats: list[ViewFile]) -> None:
     targets = _mat_targets(con)
     con.execute("BEGIN TRANSACTION")
     try:

@@ -1,17 +1,4 @@
 -- One row per run with everything the marts group by: job name and owners, outcome, retries and repairs, cost.
-WITH task_facts AS (
-    SELECT
-        workspace_id,
-        job_run_id,
-        count(*) FILTER (WHERE is_retry) AS retried_tasks,
-        count(*) FILTER (WHERE is_repair_rerun) AS repaired_tasks,
-        count(*) FILTER (WHERE was_rerun) AS rerun_attempts,
-        min(start_time) AS first_task_start,
-        sum(coalesce(setup_duration_ms, 0)) AS task_setup_ms,
-        sum(coalesce(duration_ms, 0)) AS task_duration_ms
-    FROM int_task_attempts
-    GROUP BY workspace_id, job_run_id
-)
 SELECT
     r.workspace_id,
     r.run_id,
@@ -45,6 +32,7 @@ SELECT
     tf.first_task_start,
     tf.task_setup_ms,
     tf.task_duration_ms,
+    tf.first_failure_at,
     c.dbus_est,
     c.cost_est,
     c.billed_dbus,
@@ -54,5 +42,5 @@ SELECT
     c.cost_null_reason
 FROM stg_runs AS r
 LEFT JOIN stg_jobs AS j ON r.workspace_id = j.workspace_id AND r.job_id = j.job_id
-LEFT JOIN task_facts AS tf ON r.workspace_id = tf.workspace_id AND r.run_id = tf.job_run_id
+LEFT JOIN int_run_tasks AS tf ON r.workspace_id = tf.workspace_id AND r.run_id = tf.job_run_id
 LEFT JOIN int_run_cost AS c ON r.workspace_id = c.workspace_id AND r.run_id = c.run_id

@@ -5,6 +5,7 @@ SELECT
     a.job_id,
     a.run_id AS task_run_id,
     a.task_key,
+    a.task_type,
     a.attempt_number,
     a.repair_id,
     a.outcome,

@@ -1,23 +1,19 @@
 -- Wasted spend per job: the whole cost of failed, timed-out and canceled runs, plus, in other runs, the cost of task attempts that were re-run (retry or repair).
-WITH rerun_cost AS (
-    SELECT workspace_id, job_run_id, count(*) AS rerun_attempts, sum(cost) AS rerun_cost
-    FROM task_cost
-    WHERE was_rerun
-    GROUP BY workspace_id, job_run_id
-),
-per_run AS (
+WITH per_run AS (
     SELECT
         f.workspace_id,
         f.job_id,
         f.job_name,
         f.outcome,
         f.cost,
-        CASE WHEN f.outcome IN ('failed', 'canceled') THEN 0 ELSE coalesce(rc.rerun_attempts, 0) END
+        CASE WHEN f.outcome IN ('failed', 'canceled') THEN 0 ELSE f.rerun_attempts END
             AS rerun_attempts,
-        CASE WHEN f.outcome IN ('failed', 'canceled') THEN 0.0 ELSE coalesce(rc.rerun_cost, 0.0) END
-            AS rerun_cost
+        CASE
+            WHEN f.outcome IN ('failed', 'canceled') THEN 0.0
+            ELSE coalesce(rc.rerun_attempt_cost, 0.0)
+        END AS rerun_cost
     FROM int_run_facts AS f
-    LEFT JOIN rerun_cost AS rc ON f.workspace_id = rc.workspace_id AND f.run_id = rc.job_run_id
+    LEFT JOIN int_rerun_cost AS rc ON f.workspace_id = rc.workspace_id AND f.run_id = rc.job_run_id
     WHERE NOT f.is_active
 )
 SELECT

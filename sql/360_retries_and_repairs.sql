@@ -1,16 +1,5 @@
 -- Runs with task retries or repairs: how many, time to recover (first failed attempt's end to the end of the first successful repair, or of the run when retries alone recovered it) and what the extra attempts cost.
-WITH attempts AS (
-    SELECT
-        workspace_id,
-        job_run_id,
-        min(end_time) FILTER (WHERE outcome = 'failed') AS first_failure_at,
-        coalesce(sum(cost) FILTER (WHERE is_retry), 0.0) AS retry_cost,
-        coalesce(sum(cost) FILTER (WHERE repair_id <> 0), 0.0) AS repair_cost,
-        coalesce(sum(cost) FILTER (WHERE was_rerun), 0.0) AS rerun_attempt_cost
-    FROM task_cost
-    GROUP BY workspace_id, job_run_id
-),
-repairs AS (
+WITH repairs AS (
     SELECT workspace_id, job_run_id, min(end_time) AS first_successful_repair_end
     FROM stg_repair_history
     WHERE type = 'REPAIR' AND outcome = 'succeeded'
@@ -19,16 +8,15 @@ repairs AS (
 recovered AS (
     SELECT
         f.*,
-        a.first_failure_at,
-        a.retry_cost,
-        a.repair_cost,
-        a.rerun_attempt_cost,
+        rc.retry_cost,
+        rc.repair_cost,
+        rc.rerun_attempt_cost,
         CASE
             WHEN rp.first_successful_repair_end IS NOT NULL THEN rp.first_successful_repair_end
-            WHEN f.outcome = 'succeeded' AND a.first_failure_at IS NOT NULL THEN f.end_time
+            WHEN f.outcome = 'succeeded' AND f.first_failure_at IS NOT NULL THEN f.end_time
         END AS recovered_at
     FROM int_run_facts AS f
-    LEFT JOIN attempts AS a ON f.workspace_id = a.workspace_id AND f.run_id = a.job_run_id
+    LEFT JOIN int_rerun_cost AS rc ON f.workspace_id = rc.workspace_id AND f.run_id = rc.job_run_id
     LEFT JOIN repairs AS rp ON f.workspace_id = rp.workspace_id AND f.run_id = rp.job_run_id
     WHERE f.retried_tasks > 0 OR f.repair_count > 0
 )

@@ -1,5 +1,20 @@
 -- Flaky tasks: per job and task_key, executions where an attempt failed and a later retry or repair succeeded; flake_rate = those / executions of the task.
-WITH executions AS (
+WITH flaky AS (
+    -- The tasks that flaked at least once: only their executions are counted below.
+    SELECT DISTINCT workspace_id, job_id, task_key
+    FROM task_cost
+    WHERE outcome = 'failed' AND later_attempt_succeeded
+),
+attempts AS (
+    SELECT c.*
+    FROM task_cost AS c
+    INNER JOIN flaky AS k
+        ON c.workspace_id = k.workspace_id
+        AND c.job_id IS NOT DISTINCT FROM k.job_id
+        AND c.task_key IS NOT DISTINCT FROM k.task_key
+    WHERE c.outcome <> 'active'
+),
+executions AS (
     SELECT
         workspace_id,
         job_id,
@@ -9,8 +24,7 @@ WITH executions AS (
         bool_or(is_last_attempt AND outcome = 'failed') AS finally_failed,
         count(*) AS attempts,
         sum(cost) FILTER (WHERE outcome = 'failed' AND later_attempt_succeeded) AS flake_cost
-    FROM task_cost
-    WHERE outcome <> 'active'
+    FROM attempts
     GROUP BY workspace_id, job_id, logical_run_id, task_key
 )
 SELECT
@@ -27,5 +41,4 @@ SELECT
 FROM executions AS e
 LEFT JOIN int_run_facts AS f ON e.workspace_id = f.workspace_id AND e.logical_run_id = f.run_id
 GROUP BY e.workspace_id, e.job_id, e.task_key
-HAVING count(*) FILTER (WHERE e.flaked) > 0
 ORDER BY flake_rate DESC, flaky_executions DESC, e.workspace_id, e.job_id, e.task_key

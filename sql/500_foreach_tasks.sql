@@ -22,9 +22,8 @@ SELECT
     sum(c.cost_est) AS cost_est,
     sum(c.cost) AS cost
 FROM task_cost AS c
-INNER JOIN stg_tasks AS t ON c.workspace_id = t.workspace_id AND c.task_run_id = t.run_id
 LEFT JOIN iterations AS i ON c.workspace_id = i.workspace_id AND c.task_run_id = i.parent_task_run_id
 LEFT JOIN int_run_facts AS f ON c.workspace_id = f.workspace_id AND c.job_run_id = f.run_id
-WHERE t.task_type = 'for_each_task'
+WHERE c.task_type = 'for_each_task'
 GROUP BY c.workspace_id, c.job_id, c.task_key
 ORDER BY cost DESC NULLS LAST, c.workspace_id, c.job_id, c.task_key

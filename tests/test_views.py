@@ -12,7 +12,14 @@ import pytest
 
 from extractor.schema import TABLES
 from extractor.store import create_tables
-from extractor.views import connect, create_views, list_views, sql_dir
+from extractor.views import (
+    MATERIALIZED,
+    connect,
+    create_views,
+    list_views,
+    refresh_materialized,
+    sql_dir,
+)
 
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -145,6 +152,8 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> dict[str, Any
 
 
 def all_rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[dict[str, Any]]:
+    # The rows were written straight into the tables: rebuild the materialized views first.
+    refresh_materialized(con, None)
     cur = con.execute(sql, list(params))
     names = [d[0] for d in cur.description or []]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -669,3 +678,54 @@ def test_read_only_connection_gets_temporary_views(tmp_path: Path):
 def test_create_views_is_idempotent(con):
     create_views(con)
     assert one(con, "SELECT count(*) AS n FROM job_reliability")["n"] == 0
+
+
+def mat_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
+    rows = {}
+    for name in MATERIALIZED:
+        found = con.execute(f"SELECT * FROM mat_{name}").fetchall()
+        rows[name] = sorted(
+            (tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in found), key=repr
+        )
+    return rows
+
+
+def test_refresh_of_changed_runs_gives_the_rows_of_a_full_rebuild(con):
+    repaired_run(con)
+    add_run(con, 200, start=T0 + 3 * 24 * 60 * MIN, result="FAILED")
+    add_task(con, 201, 200, start=T0 + 3 * 24 * 60 * MIN, result="FAILED", cluster_id="c3")
+    add_run(con, 300, start=NOW - 30 * MIN, active=True)
+    add_task(con, 301, 300, start=NOW - 30 * MIN, active=True, cluster_id="c4")
+    add_run(con, 400, start=T0 + 4 * 24 * 60 * MIN)
+    add_task(con, 401, 400, start=T0 + 4 * 24 * 60 * MIN, cluster_id="c5")
+    refresh_materialized(con, None)
+    # An extract then brings a job-level retry of run 200 (which changes the attempts of run
+    # 200 that it does not mention), marks run 400 deleted, and moves "now" on an hour.
+    later = T0 + 3 * 24 * 60 * MIN + 70 * MIN
+    add_run(
+        con,
+        210,
+        start=later,
+        attempt_number=1,
+        original_attempt_run_id=200,
+        extracted_at=NOW + 60 * MIN,
+    )
+    add_task(con, 211, 210, start=later, cluster_id="c6")
+    con.execute("UPDATE runs SET deleted_at = ? WHERE run_id = 400", [NOW])
+    refresh_materialized(con, [("ws1", 210), ("ws1", 400)])
+    partial = mat_rows(con)
+    refresh_materialized(con, None)
+    assert partial == mat_rows(con)
+    assert one(con, "SELECT count(*) AS n FROM task_cost WHERE job_run_id = 400")["n"] == 0
+
+
+def test_refresh_runs_within_a_small_writer_pool_and_leaves_its_limit(con):
+    repaired_run(con)
+    con.execute("SET memory_limit = '64MB'")
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()
+        refresh_materialized(con, None)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == limit
+    finally:
+        con.execute("RESET memory_limit")
+    assert one(con, "SELECT count(*) AS n FROM task_cost")["n"] == 3
