@@ -216,14 +216,18 @@ def run_extract(
     from extractor.lock import ExtractLock
     from extractor.progress import progress_board
     from extractor.store import Store
-    from extractor.views import ensure_views
+    from extractor.views import ensure_views, refresh_materialized
 
     release_memory_promptly()
     with ExtractLock(db), progress_board(enabled=not quiet) as board:
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board)
-        if any(o.result is not None for o in outcomes):
+        done = [o.result for o in outcomes if o.result is not None]
+        if done:
             with Store(db).connect() as con:
-                ensure_views(con)
+                # New view definitions rebuild every derived table; else only changed runs.
+                if not ensure_views(con):
+                    changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
+                    refresh_materialized(con, changed)
     if not quiet:
         for outcome in outcomes:
             if outcome.result is not None:

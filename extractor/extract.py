@@ -108,6 +108,8 @@ class ExtractResult:
     skipped_runs: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     message: str = ""
+    # Runs this extract wrote or marked deleted: what derived tables must recompute.
+    changed_run_ids: set[int] = field(default_factory=set)
 
     def log_row(self) -> dict[str, Any]:
         finished = self.finished_at or datetime.now(UTC)
@@ -457,6 +459,7 @@ class Extraction:
             self.result.runs_deleted += self.store.mark_deleted(
                 con, self.workspace_id, self._vanished, self.now()
             )
+            self.result.changed_run_ids.update(self._vanished)
             for index, rng in enumerate(ranges):
                 gone = {r for r, sig in stored[index].items() if not sig.deleted} - seen[index]
                 if gone:
@@ -468,6 +471,7 @@ class Extraction:
                 self.result.runs_deleted += self.store.mark_deleted(
                     con, self.workspace_id, gone, self.now()
                 )
+                self.result.changed_run_ids.update(gone)
             hashes = {int(j["job_id"]): job_signature(j) for j in listed_jobs}
             self.store.upsert_jobs(
                 con,
@@ -562,6 +566,7 @@ class Extraction:
         self._unknown_logged |= flat.unknown
         with self.store.transaction() as con:
             self.store.upsert_runs(con, self.workspace_id, flat)
+        self.result.changed_run_ids.update(flat.runs.column("run_id").to_pylist())
         self._buffer = []
 
     def _write_log(self, result: ExtractResult) -> None:

@@ -33,6 +33,7 @@ def sample_path(name: str) -> Path:
 
 # A fixed clock for the simulated workspace: 2026-11-02 12:00 UTC.
 START_MS = 1_793_620_800_000
+DAY_MS = 86_400_000
 
 
 @pytest.fixture(autouse=True)
