@@ -33,7 +33,7 @@ def rows(db: Path, table: str) -> list[tuple[object, ...]]:
 
 
 def test_incremental_refresh_equals_a_full_rebuild(make_sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    sim: Sim = make_sim(seed=51, runs=400, now_ms=wall_clock_ms())
+    sim: Sim = make_sim(seed=51, runs=200, now_ms=wall_clock_ms())
     extract(sim)
     now = sim.workspace.now_ms
     failed = [
