@@ -17,7 +17,8 @@ from extractor.config import resolve_workspace
 from extractor.extract import ExtractOptions, ExtractResult, extract
 from extractor.schema import KEYS, TABLES
 from extractor.simulator import Faults, SimServer, Workspace, serve
-from extractor.store import Store
+from extractor.store import Store, create_tables
+from extractor.views import create_views
 
 # The API reference's samples, in the shared folder beside the repository.
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "databricks-api" / "samples"
@@ -175,3 +176,25 @@ def assert_store_matches(
                 diff = {c: (row[c], got[key].get(c)) for c in row if row[c] != got[key].get(c)}
                 raise AssertionError(f"{table} {key} differs (expected, stored): {diff}")
     return truth
+
+
+# -- an in-memory store with the views, for hand-built answers ----------------------------
+
+
+@pytest.fixture(scope="module")
+def views_store() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    create_tables(con)
+    create_views(con)
+    con.execute("CREATE TEMP TABLE shipped_rates AS SELECT * FROM rate_card")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def views_con(views_store: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The shared store, emptied: creating the views once per module keeps the tests fast."""
+    for table in TABLES:
+        views_store.execute(f"DELETE FROM {table}")
+    views_store.execute("INSERT INTO rate_card SELECT * FROM shipped_rates")
+    return views_store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import duckdb
@@ -10,9 +9,6 @@ import pytest
 
 from extractor.cost import import_billing, import_list_prices, import_rates, parse_rates
 from extractor.errors import UsageError
-from extractor.schema import TABLES
-from extractor.store import create_tables
-from extractor.views import create_views
 from tests.conftest import sample_path
 
 BILLING_CSV = """record_id,workspace_id,account_id,sku_name,cloud,usage_start_time,usage_end_time,usage_unit,usage_quantity,usage_metadata,record_type
@@ -27,23 +23,9 @@ PRICES_CSV = """price_start_time,price_end_time,account_id,sku_name,cloud,curren
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect()
-    create_tables(con)
-    create_views(con)
-    con.execute("CREATE TEMP TABLE shipped_rates AS SELECT * FROM rate_card")
-    yield con
-    con.close()
-
-
 @pytest.fixture
-def con(store: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """The shared store, emptied (views are created once per module to keep tests fast)."""
-    for table in TABLES:
-        store.execute(f"DELETE FROM {table}")
-    store.execute("INSERT INTO rate_card SELECT * FROM shipped_rates")
-    return store
+def con(views_con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return views_con
 
 
 def add_billed_run(con: duckdb.DuckDBPyConnection) -> None:

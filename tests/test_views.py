@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from extractor.schema import TABLES
 from extractor.store import create_tables
 from extractor.views import (
     MATERIALIZED,
@@ -26,23 +24,9 @@ NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect()
-    create_tables(con)
-    create_views(con)
-    con.execute("CREATE TEMP TABLE shipped_rates AS SELECT * FROM rate_card")
-    yield con
-    con.close()
-
-
 @pytest.fixture
-def con(store: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """The shared store, emptied: creating the views once per module keeps the tests fast."""
-    for table in TABLES:
-        store.execute(f"DELETE FROM {table}")
-    store.execute("INSERT INTO rate_card SELECT * FROM shipped_rates")
-    return store
+def con(views_con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return views_con
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, **values: Any) -> None:
