@@ -1020,6 +1020,69 @@ def bench_views(cfg: BenchConfig, report: Report, folder: Path) -> None:
     )
     for name, seconds in timings:
         report.add(_ratio_row("6 views", name, seconds, 1.0, "s"))
+    bench_export(report, path, folder)
+
+
+# Runs the CLI in a fresh interpreter and reports its peak RSS as it exits.
+_PEAK_CHILD = (
+    "import atexit, sys\n"
+    "from extractor.bench import peak_rss_kb\n"
+    "atexit.register(lambda: print(f'PEAK_KB {peak_rss_kb()}', file=sys.stderr))\n"
+    "from extractor.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def bench_export(report: Report, store: Path, folder: Path) -> None:
+    """Issue #10's figures: a Delta export of the views' store, then one with nothing new."""
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        report.add(
+            Row(
+                "7 export",
+                "skipped",
+                "deltalake is not installed",
+                note="pip install 'jobruns[export]'",
+            )
+        )
+        return
+    lake = folder / "lake"
+    for label in ("first export to Delta", "second export, nothing changed"):
+        with _step(label):
+            began = time.perf_counter()
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _PEAK_CHILD,
+                    "export",
+                    str(lake),
+                    "--format",
+                    "delta",
+                    "--db",
+                    str(store),
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - began
+        peaks = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("PEAK_KB")]
+        if out.returncode != 0 or not peaks:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            report.add(Row("7 export", label, "failed", met=False, note=tail))
+            continue
+        report.add(
+            _ratio_row(
+                "7 export",
+                f"{label}: peak RSS",
+                int(peaks[0]) / 1024,
+                1000.0,
+                "MB",
+                f"{wall:.1f} s wall",
+            )
+        )
 
 
 # -- the whole benchmark -------------------------------------------------------------------------
