@@ -23,7 +23,14 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from extractor.errors import NotFoundError, PermissionDeniedError
-from extractor.flatten import RunBundle, flatten_jobs, flatten_runs, job_signature, task_type
+from extractor.flatten import (
+    RunBundle,
+    flatten_jobs,
+    flatten_runs,
+    is_active,
+    job_signature,
+    task_type,
+)
 from extractor.store import LOCK_WAIT_S, RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
@@ -177,9 +184,6 @@ def listed_signature(run: dict[str, Any]) -> RunSignature:
     status = run.get("status") or {}
     end = run.get("end_time") or None
     lcs = state.get("life_cycle_state")
-    active = not (
-        lcs in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR") or status.get("state") == "TERMINATED"
-    )
     duration = run.get("run_duration")
     return RunSignature(
         end_time=None if end is None else int(end),
@@ -187,7 +191,7 @@ def listed_signature(run: dict[str, Any]) -> RunSignature:
         result_state=state.get("result_state"),
         status_state=status.get("state"),
         run_duration_ms=None if duration is None else int(duration),
-        is_active=active,
+        is_active=is_active(lcs, status.get("state")),
         deleted=False,
     )
 

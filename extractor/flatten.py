@@ -230,10 +230,13 @@ def _states(obj: Mapping[str, Any], unknown: set[tuple[str, str]]) -> dict[str, 
         value = out[name]
         if value is not None and value not in KNOWN_ENUMS[name]:
             unknown.add((name, str(value)))
-    out["is_active"] = not (
-        out["life_cycle_state"] in TERMINAL_LIFE_CYCLES or out["status_state"] == "TERMINATED"
-    )
+    out["is_active"] = is_active(out["life_cycle_state"], out["status_state"])
     return out
+
+
+def is_active(life_cycle_state: str | None, status_state: str | None) -> bool:
+    """Not finished: any life cycle but the terminal ones (unknown values count as active)."""
+    return not (life_cycle_state in TERMINAL_LIFE_CYCLES or status_state == "TERMINATED")
 
 
 def _str_or_none(value: Any) -> str | None:

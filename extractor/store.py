@@ -7,7 +7,6 @@ that readers in other processes can get in between; upserts never rely on key co
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -437,10 +436,6 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> 
         con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM arrow_batch")
     finally:
         con.unregister("arrow_batch")
-
-
-def dumps_safe(value: Any) -> str:
-    return json.dumps(value, default=str)
 
 
 __all__ = [
