@@ -633,12 +633,12 @@ def main(argv: list[str] | None = None) -> None:
         _exit_now(Interrupted.exit_code)
     except JobrunsError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         stderr.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:
-            raise
+            traceback.print_exc()
         stderr.print(
             f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
             "run again with --debug for the traceback, and please report it",
