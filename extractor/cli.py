@@ -232,7 +232,7 @@ def run_extract(
         for outcome in outcomes:
             if outcome.result is not None:
                 _print_summary(outcome.result)
-            else:
+            elif len(outcomes) > 1:  # a single workspace's error is the command's error
                 stderr.print(
                     f"[red]workspace {escape(outcome.name)} ({escape(outcome.host)}) failed:[/] "
                     f"{escape(str(outcome.error))}"
