@@ -382,7 +382,8 @@ class Extraction:
             # Share of the listed time span read so far, for the progress bar's ETA: pages come
             # newest first, so a slice is read down to the oldest start_time of its last page.
             covered: dict[tuple[int, int, int], int] = {}
-            total_span = sum(hi - lo + 1 for rng in ranges for lo, hi in self._slices(rng))
+            slices = [self._slices(rng) for rng in ranges]
+            total_span = sum(hi - lo + 1 for parts in slices for lo, hi in parts)
 
             def list_page(index: int, lo: int, hi: int, token: str | None) -> None:
                 call = functools.partial(
@@ -405,8 +406,8 @@ class Extraction:
                 runs_queue.append(("jobs", None, lambda: list(self.client.iter_jobs())))
             else:
                 take_jobs(jobs)
-            for index, rng in enumerate(ranges):
-                for lo, hi in self._slices(rng):
+            for index, parts in enumerate(slices):
+                for lo, hi in parts:
                     list_page(index, lo, hi, None)
             for run_id, job_id in active_before.items():
                 if run_id not in self._done:

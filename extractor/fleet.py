@@ -70,8 +70,8 @@ def extract_fleet(
     now: Callable[[], datetime] | None = None,
 ) -> list[WorkspaceOutcome]:
     """Extract every workspace concurrently into `db`; outcomes in the order given."""
+    # Each extraction initialises (migrates) the store itself, under the store's write lock.
     store = Store(db)
-    store.initialize()
     if len(workspaces) == 1:
         name, config = workspaces[0]
         return [
