@@ -5,7 +5,7 @@ The public Python entry is :func:`connect`, which opens a store with its views r
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from extractor._version import __version__
 
 __all__ = ["__version__", "connect"]
 
@@ -13,7 +13,7 @@ __all__ = ["__version__", "connect"]
 def __getattr__(name: str) -> object:
     # Imported lazily so `import extractor` stays cheap for the CLI and the simulator.
     if name == "connect":
-        from extractor.views import connect
+        from extractor.analytics.connect import connect
 
         return connect
     raise AttributeError(name)

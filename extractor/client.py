@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import httpx
 
-from extractor import __version__
+from extractor._version import __version__
 from extractor.config import WorkspaceConfig
 from extractor.errors import (
     ApiError,

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import pyarrow as pa
-
 from extractor.errors import NotFoundError, PermissionDeniedError
 from extractor.flatten import (
     RunBundle,
@@ -632,15 +630,6 @@ def _changed(old: RunSignature, new: RunSignature) -> bool:
         or old.status_state != new.status_state
         or (new.run_duration_ms is not None and old.run_duration_ms != new.run_duration_ms)
     )
-
-
-def release_memory_promptly() -> None:
-    """Make Arrow allocate with the system allocator, which hands freed memory back to the OS.
-
-    Arrow's default pool keeps what it freed for reuse; an extract builds one batch after
-    another, so keeping it only grows the process. For processes that extract (the CLI).
-    """
-    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def extract(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import duckdb
 
 from extractor.errors import StoreError
-from extractor.schema import SCHEMA_VERSION
+from extractor.schema import ALL_TABLES, SCHEMA_VERSION, create_tables
 
 log = logging.getLogger("jobruns.migrations")
 
@@ -20,7 +20,7 @@ log = logging.getLogger("jobruns.migrations")
 SCHEMA_HISTORY: dict[int, str] = {
     0: "pre-release layout: no tasks.iteration_count, jobs.listing_hash, "
     "task_iterations.state_message or extract_state.last_repair_sweep_at",
-    1: "first release: the tables of extractor.schema and extractor.store.STATE_TABLES",
+    1: "first release: the tables of extractor.schema and extractor.schema.STATE_TABLES",
 }
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -85,7 +85,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int | None:
 
     Runs inside the caller's transaction, so a failed step leaves the file as it was.
     """
-    from extractor.store import ALL_TABLES, create_tables
 
     version = check_version(con)
     if version is None and {"runs", "tasks"} & _tables(con):

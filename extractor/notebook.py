@@ -1,6 +1,6 @@
 """The notebooks' entry: open the store named by JOBRUNS_DB, or a cached demo store without one.
 
-`open_or_demo` returns a read-only connection with the views ready (extractor.views.connect).
+`open_or_demo` returns a read-only connection with the views ready (extractor.connect).
 It never writes to a real store; the only file it creates is the demo store in the cache.
 """
 
@@ -45,7 +45,7 @@ def demo_store(
     Built in a temporary file and moved into place, so notebooks started together never see a
     half-built store.
     """
-    from extractor.demo import build_demo_store
+    from extractor.dev.demo import build_demo_store
 
     directory = directory or cache_dir()
     path = directory / f"demo-{runs}-runs-{jobs}-jobs-seed-{seed}.duckdb"
@@ -78,7 +78,7 @@ def open_or_demo(
     env: Mapping[str, str] | None = None, *, directory: Path | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection, views ready, to JOBRUNS_DB's store or else the demo store."""
-    from extractor.views import connect
+    from extractor.analytics.connect import connect
 
     environ: Mapping[str, str] = os.environ if env is None else env
     path = store_path(environ, directory=directory)

@@ -1,6 +1,7 @@
-"""Progress of a long extract on stderr: a rich bar per workspace on a terminal, else nothing.
+"""Progress of a long extract on stderr: a rich bar per workspace on a terminal, else nothing,
+and the summary lines printed after it.
 
-stdout is for data, so progress never goes there.
+stdout is for data, so progress and summaries never go there.
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -72,3 +75,44 @@ def progress_board(*, enabled: bool = True) -> Iterator[ProgressBoard | None]:
         transient=True,
     ) as progress:
         yield ProgressBoard(progress)
+
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_outcomes(outcomes: Sequence[Any]) -> None:
+    """One summary line per extracted workspace; with several, a line per failed one too."""
+    for outcome in outcomes:
+        if outcome.result is not None:
+            _print_summary(outcome.result)
+        elif len(outcomes) > 1:  # a single workspace's error is the command's error
+            stderr.print(
+                f"[red]workspace {escape(outcome.name)} ({escape(outcome.host)}) failed:[/] "
+                f"{escape(str(outcome.error))}"
+            )
+
+
+def _print_summary(result: Any) -> None:
+    seconds = (result.finished_at - result.started_at).total_seconds()
+    parts = [
+        f"{result.runs_new} new",
+        f"{result.runs_changed} changed",
+        f"{result.runs_refreshed} refreshed",
+        f"{result.runs_deleted} deleted",
+    ]
+    extra = []
+    if result.rescan:
+        extra.append("full rescan")
+    elif result.repair_sweep:
+        extra.append("repair sweep")
+    stderr.print(
+        f"extracted workspace {result.workspace_id}: {', '.join(parts)} runs; "
+        f"{result.jobs_seen} jobs; {result.pages} pages, {result.requests} requests in {seconds:.1f} s"
+        + (f" ({', '.join(extra)})" if extra else "")
+    )
+    if result.skipped_runs:
+        stderr.print(
+            f"[yellow]skipped {len(result.skipped_runs)} runs without permission:[/] "
+            + ", ".join(str(r) for r in result.skipped_runs[:20])
+            + (" ..." if len(result.skipped_runs) > 20 else "")
+        )

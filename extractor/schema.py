@@ -1,10 +1,13 @@
 """The store's tables: one place that names every column and its DuckDB type.
 
 `flatten` builds Arrow tables with exactly these columns, `store` creates and migrates the tables
-from them, and the views in sql/ read them. Nothing here does I/O.
+from them, and the views in sql/ read them. The store's bookkeeping tables and the DDL that
+creates every table live here too; nothing here opens a connection.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -243,3 +246,81 @@ TABLES["export_state"] = {
     "exported_at": "TIMESTAMPTZ",
 }
 KEYS["export_state"] = ("destination", "format", "table_name", "workspace_id")
+
+
+# The store's own bookkeeping tables, beside the API tables of extractor.schema.
+STATE_TABLES: dict[str, dict[str, str]] = {
+    "jobruns_meta": {"key": "VARCHAR", "value": "VARCHAR"},
+    "extract_state": {
+        "workspace_id": "VARCHAR",
+        "host": "VARCHAR",
+        "watermark": "TIMESTAMPTZ",
+        "last_extract_at": "TIMESTAMPTZ",
+        "last_success_at": "TIMESTAMPTZ",
+        "last_rescan_at": "TIMESTAMPTZ",
+        "last_repair_sweep_at": "TIMESTAMPTZ",
+    },
+    "extract_log": {
+        "extract_id": "VARCHAR",
+        "workspace_id": "VARCHAR",
+        "host": "VARCHAR",
+        "started_at": "TIMESTAMPTZ",
+        "finished_at": "TIMESTAMPTZ",
+        "status": "VARCHAR",
+        "window_start": "TIMESTAMPTZ",
+        "window_end": "TIMESTAMPTZ",
+        "rescan": "BOOLEAN",
+        "repair_sweep": "BOOLEAN",
+        "pages": "BIGINT",
+        "requests": "BIGINT",
+        "runs_seen": "BIGINT",
+        "runs_new": "BIGINT",
+        "runs_changed": "BIGINT",
+        "runs_refreshed": "BIGINT",
+        "runs_deleted": "BIGINT",
+        "jobs_seen": "BIGINT",
+        "skipped_runs": "BIGINT[]",
+        "errors": "VARCHAR[]",
+        "duration_ms": "BIGINT",
+        "message": "VARCHAR",
+    },
+}
+
+# Every table the store creates: the API tables, then the bookkeeping ones.
+ALL_TABLES: dict[str, dict[str, str]] = {**TABLES, **STATE_TABLES}
+
+STATE_COLUMNS = (
+    "watermark",
+    "last_extract_at",
+    "last_success_at",
+    "last_rescan_at",
+    "last_repair_sweep_at",
+)
+
+
+def table_ddl(name: str, *, as_name: str | None = None, temporary: bool = False) -> str:
+    """CREATE TABLE for one of ALL_TABLES; `as_name` creates it under another (qualified) name."""
+    cols = ",\n    ".join(f'"{c}" {t}' for c, t in ALL_TABLES[name].items())
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    return f"CREATE {kind} IF NOT EXISTS {as_name or name} (\n    {cols}\n)"
+
+
+def create_tables(con: Any) -> None:
+    """Create every table of the current schema version (idempotent)."""
+    for name in ALL_TABLES:
+        con.execute(table_ddl(name))
+    row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        con.execute("INSERT INTO jobruns_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def table_names(con: Any) -> set[str]:
+    """Tables of the connection's database and of its TEMP schema."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name IN (current_database(), 'temp')"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def row_count(con: Any, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

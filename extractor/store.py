@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import pyarrow as pa
 
 from extractor.errors import StoreError
 from extractor.flatten import FlatRuns
-from extractor.schema import CHILDREN, SCHEMA_VERSION, TABLES
+from extractor.migrations import check_version, migrate
+from extractor.schema import CHILDREN, SCHEMA_VERSION, STATE_COLUMNS
 
 log = logging.getLogger("jobruns.store")
 
@@ -34,69 +35,6 @@ WRITER_MEMORY_LIMIT = "64MB"
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
-
-# The store's own bookkeeping tables, beside the API tables of extractor.schema.
-STATE_TABLES: dict[str, dict[str, str]] = {
-    "jobruns_meta": {"key": "VARCHAR", "value": "VARCHAR"},
-    "extract_state": {
-        "workspace_id": "VARCHAR",
-        "host": "VARCHAR",
-        "watermark": "TIMESTAMPTZ",
-        "last_extract_at": "TIMESTAMPTZ",
-        "last_success_at": "TIMESTAMPTZ",
-        "last_rescan_at": "TIMESTAMPTZ",
-        "last_repair_sweep_at": "TIMESTAMPTZ",
-    },
-    "extract_log": {
-        "extract_id": "VARCHAR",
-        "workspace_id": "VARCHAR",
-        "host": "VARCHAR",
-        "started_at": "TIMESTAMPTZ",
-        "finished_at": "TIMESTAMPTZ",
-        "status": "VARCHAR",
-        "window_start": "TIMESTAMPTZ",
-        "window_end": "TIMESTAMPTZ",
-        "rescan": "BOOLEAN",
-        "repair_sweep": "BOOLEAN",
-        "pages": "BIGINT",
-        "requests": "BIGINT",
-        "runs_seen": "BIGINT",
-        "runs_new": "BIGINT",
-        "runs_changed": "BIGINT",
-        "runs_refreshed": "BIGINT",
-        "runs_deleted": "BIGINT",
-        "jobs_seen": "BIGINT",
-        "skipped_runs": "BIGINT[]",
-        "errors": "VARCHAR[]",
-        "duration_ms": "BIGINT",
-        "message": "VARCHAR",
-    },
-}
-
-# Every table the store creates: the API tables, then the bookkeeping ones.
-ALL_TABLES: dict[str, dict[str, str]] = {**TABLES, **STATE_TABLES}
-
-STATE_COLUMNS = (
-    "watermark",
-    "last_extract_at",
-    "last_success_at",
-    "last_rescan_at",
-    "last_repair_sweep_at",
-)
-
-
-def table_ddl(name: str) -> str:
-    cols = ",\n    ".join(f'"{c}" {t}' for c, t in ALL_TABLES[name].items())
-    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n)"
-
-
-def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table of the current schema version (idempotent)."""
-    for name in ALL_TABLES:
-        con.execute(table_ddl(name))
-    row = con.execute("SELECT value FROM jobruns_meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        con.execute("INSERT INTO jobruns_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 @dataclass(frozen=True)
@@ -110,14 +48,6 @@ class RunSignature:
     run_duration_ms: int | None
     is_active: bool
     deleted: bool
-
-
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
-
-
-def _ts(value_ms: int | None) -> datetime | None:
-    return None if value_ms is None else datetime.fromtimestamp(value_ms / 1000, tz=UTC)
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -157,7 +87,6 @@ def open_snapshot(path: Path, *, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPy
     extract can write while it stays open. The copy is migrated to the current schema, and its
     file is unlinked once open: it disappears when the connection closes (or the process dies).
     """
-    from extractor.migrations import check_version, migrate
 
     folder = Path(tempfile.mkdtemp(prefix="jobruns-snapshot-"))
     copy = folder / path.name
@@ -252,8 +181,6 @@ class Store:
     def initialize(self) -> None:
         """Create or migrate the schema; refuse a store written by a newer jobruns."""
         with self.transaction() as con:
-            from extractor.migrations import migrate
-
             migrate(con)
 
     # -- reads ---------------------------------------------------------------------------
@@ -441,10 +368,8 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> 
 __all__ = [
     "RunSignature",
     "Store",
-    "create_tables",
     "insert_arrow",
     "open_connection",
     "open_snapshot",
     "read_state",
-    "table_ddl",
 ]

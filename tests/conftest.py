@@ -12,13 +12,13 @@ from typing import Any
 import duckdb
 import pytest
 
+from extractor.analytics.views import create_views
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
+from extractor.dev.simulator import Faults, SimServer, Workspace, serve
 from extractor.extract import ExtractOptions, ExtractResult, extract
-from extractor.schema import KEYS, TABLES
-from extractor.simulator import Faults, SimServer, Workspace, serve
-from extractor.store import Store, create_tables
-from extractor.views import create_views
+from extractor.schema import KEYS, TABLES, create_tables
+from extractor.store import Store
 
 # The API reference's samples, in the shared folder beside the repository.
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "databricks-api" / "samples"

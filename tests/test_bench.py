@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from extractor.bench import SECTIONS, bench_config
 from extractor.cli import cli
+from extractor.dev.bench import SECTIONS, bench_config
 from extractor.errors import UsageError
 
 SECTION_LABELS = (

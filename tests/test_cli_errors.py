@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from extractor.cli import main
-from extractor.simulator import SimServer, Workspace, serve
+from extractor.dev.simulator import SimServer, Workspace, serve
 from extractor.store import Store
 from tests.conftest import START_MS
 

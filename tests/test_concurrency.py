@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from extractor.analytics.connect import connect
+from extractor.dev.simulator import Faults
 from extractor.errors import LockedError
 from extractor.lock import ExtractLock, lock_path
-from extractor.simulator import Faults
 from extractor.store import Store
-from extractor.views import connect
 from tests.conftest import assert_store_matches
 from tests.fixtures.processes import LiveSim, clean_env, jobruns_argv, make_live_sim
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from extractor.cost import import_billing, import_list_prices, import_rates, parse_rates
+from extractor.analytics.cost import import_billing, import_list_prices, import_rates, parse_rates
 from extractor.errors import UsageError
 from tests.conftest import sample_path
 

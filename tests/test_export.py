@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extractor.export import export
 from extractor.extract import ExtractOptions
+from extractor.lake.export import export
+from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.schema import TABLES
-from extractor.spark_sql import EXPORT_TABLES, PARTITION_COLUMNS
 from tests.conftest import Sim
 
 deltalake = pytest.importorskip("deltalake")

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extractor.flatten import RunBundle, arrow_schema, flatten_jobs, flatten_runs
-from extractor.store import create_tables, insert_arrow
+from extractor.schema import create_tables
+from extractor.store import insert_arrow
 from tests.conftest import sample_path
 
 NOW = datetime(2025, 6, 10, 14, 5, tzinfo=UTC)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from extractor.analytics.connect import connect
+from extractor.analytics.html_report import render_html
+from extractor.analytics.report import build_report
 from extractor.cli import cli
-from extractor.demo import build_demo_store
-from extractor.html_report import render_html
-from extractor.report import build_report
-from extractor.views import connect
+from extractor.dev.demo import build_demo_store
 
 CHART_TITLES = (
     "Daily spend",

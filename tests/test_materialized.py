@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 from click.testing import CliRunner
 
+from extractor.analytics.materialize import refresh_materialized
+from extractor.analytics.sqlfiles import materialized
 from extractor.cli import cli
-from extractor.views import MATERIALIZED, refresh_materialized
 from tests.conftest import DAY_MS, Sim, wall_clock_ms
 
 
@@ -60,5 +61,5 @@ def test_incremental_refresh_equals_a_full_rebuild(make_sim, tmp_path: Path) -> 
     con = duckdb.connect(str(rebuilt))
     refresh_materialized(con, None)
     con.close()
-    for table in MATERIALIZED:
+    for table in materialized():
         assert rows(sim.db, table) == rows(rebuilt, table), table

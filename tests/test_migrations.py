@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from extractor.analytics.connect import connect
 from extractor.errors import StoreError
 from extractor.migrations import SCHEMA_HISTORY, stored_version
 from extractor.schema import SCHEMA_VERSION
-from extractor.views import connect
 from tests.conftest import START_MS, Sim, assert_store_matches, store_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.duckdb"
@@ -33,7 +33,7 @@ SEED, RUNS = 91, 40
 
 def build_v0_store(path: Path) -> None:
     """Write the version-0 fixture (see the module docstring)."""
-    from extractor.simulator import Workspace, serve
+    from extractor.dev.simulator import Workspace, serve
 
     server = serve(Workspace.generate(SEED, jobs=3, runs=RUNS, now_ms=START_MS))
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import extractor
-from extractor.demo import EXAMPLE_QUERIES, build_demo_store
+from extractor.dev.demo import EXAMPLE_QUERIES, build_demo_store
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -10,10 +10,16 @@ import duckdb
 import pytest
 from rich.console import Console
 
+from extractor.analytics.report import (
+    build_report,
+    render_json,
+    render_markdown,
+    render_text,
+    run_query,
+)
+from extractor.analytics.views import create_views
 from extractor.errors import UsageError
-from extractor.report import build_report, render_json, render_markdown, render_text, run_query
-from extractor.store import create_tables
-from extractor.views import create_views
+from extractor.schema import create_tables
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extractor.simulator import Faults
+from extractor.dev.simulator import Faults
 from tests.conftest import assert_store_matches
 from tests.fixtures.processes import LiveSim, make_live_sim
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from extractor.simulator import ApiError, Workspace
+from extractor.dev.simulator import ApiError, Workspace
 
 NOW = 1_749_564_300_000
 TERMINAL = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}

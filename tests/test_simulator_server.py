@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from extractor.simulator import Faults, SimServer, Workspace, serve
+from extractor.dev.simulator import Faults, SimServer, Workspace, serve
 from tests.conftest import sample_path
 
 NOW = 1_749_564_300_000
@@ -181,7 +181,7 @@ def test_admin_endpoints_drive_the_clock_and_faults(sim: SimServer) -> None:
 
 
 def test_cli_parser_serves(capsys: pytest.CaptureFixture[str]) -> None:
-    from extractor.simulator.__main__ import main
+    from extractor.dev.simulator.__main__ import main
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -13,9 +13,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from extractor.analytics.sqlfiles import view_files
 from extractor.errors import UsageError
-from extractor.spark_sql import generate_sql, split_statements, transpile_views
-from extractor.views import view_files
+from extractor.lake.spark_sql import generate_sql, split_statements, transpile_views
 
 MARTS = (
     "job_reliability",
@@ -110,9 +110,9 @@ def _rounded(row: tuple[Any, ...]) -> tuple[Any, ...]:
 @pytest.mark.spark
 @pytest.mark.timeout(1200)
 def test_spark_views_over_a_parquet_export_give_duckdbs_answers(spark: Any, tmp_path: Path) -> None:
-    from extractor.demo import build_demo_store
-    from extractor.export import export
-    from extractor.views import connect
+    from extractor.analytics.connect import connect
+    from extractor.dev.demo import build_demo_store
+    from extractor.lake.export import export
 
     db = tmp_path / "store.duckdb"
     build_demo_store(db, runs=300)
@@ -154,11 +154,11 @@ def test_spark_views_over_a_parquet_export_give_duckdbs_answers(spark: Any, tmp_
 def test_duckdb_reads_a_delta_export_like_the_store(tmp_path: Path) -> None:
     """Delta cannot be read by an offline Spark (its jars): read it back with delta-rs and DuckDB."""
     deltalake = pytest.importorskip("deltalake")
-    from extractor.export import export
-    from extractor.views import create_views
+    from extractor.analytics.views import create_views
+    from extractor.lake.export import export
 
     db = tmp_path / "store.duckdb"
-    from extractor.demo import build_demo_store
+    from extractor.dev.demo import build_demo_store
 
     build_demo_store(db, runs=120, jobs=8)
     lake = tmp_path / "lake"

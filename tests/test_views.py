@@ -9,15 +9,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from extractor.store import create_tables
-from extractor.views import (
-    MATERIALIZED,
-    connect,
-    create_views,
-    list_views,
-    refresh_materialized,
-    sql_dir,
-)
+from extractor.analytics.connect import connect
+from extractor.analytics.materialize import refresh_materialized
+from extractor.analytics.sqlfiles import list_views, materialized, sql_dir
+from extractor.analytics.views import create_views
+from extractor.schema import create_tables
 
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -626,7 +622,7 @@ def test_every_view_has_a_description_and_job_reliability_exists():
     views = dict(list_views())
     assert "job_reliability" in views
     assert all(description for description in views.values())
-    assert (sql_dir() / "010_stg_now.sql").exists()
+    assert (sql_dir() / "staging" / "010_stg_now.sql").exists()
 
 
 def test_now_is_the_latest_extracted_at(con):
@@ -666,7 +662,7 @@ def test_create_views_is_idempotent(con):
 
 def mat_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
     rows = {}
-    for name in MATERIALIZED:
+    for name in materialized():
         found = con.execute(f"SELECT * FROM mat_{name}").fetchall()
         rows[name] = sorted(
             (tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in found), key=repr

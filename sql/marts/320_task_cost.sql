@@ -1,4 +1,5 @@
 -- Cost per task run: its time share of each cluster it used (estimate) and of its run's cost; a for-each task includes its iterations.
+-- materialized: job_run_id
 SELECT
     a.workspace_id,
     a.job_run_id,

@@ -1,4 +1,5 @@
 -- Every task attempt ordered within its logical execution (a job-level retry run counts with its original run): retries, repair re-runs, attempts later re-run, and whether a later attempt succeeded.
+-- materialized: job_run_id
 WITH ordered AS (
     SELECT
         t.*,

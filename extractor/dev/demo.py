@@ -68,10 +68,11 @@ def build_demo_store(
     quiet: bool = True,
 ) -> Any:
     """Build a demo store at `path` (replacing an earlier demo store); returns the extract result."""
-    from extractor.cli import run_extract
     from extractor.config import resolve_workspace
+    from extractor.dev.simulator import Workspace, serve
     from extractor.extract import ExtractOptions
-    from extractor.simulator import Workspace, serve
+    from extractor.pipeline import extract_into
+    from extractor.progress import print_outcomes, progress_board
 
     path = Path(path)
     _ensure_demo_path(path)
@@ -79,9 +80,12 @@ def build_demo_store(
     with serve(workspace) as server:
         # The simulator's own host and token: nothing from the environment may leak in.
         config = resolve_workspace(host=server.url, token=server.token, env={})
-        (outcome,) = run_extract(
-            [("demo", config)], path, ExtractOptions(), max_rps=1000.0, quiet=quiet
-        )
+        with progress_board(enabled=not quiet) as board:
+            (outcome,) = extract_into(
+                path, [("demo", config)], ExtractOptions(), max_rps=1000.0, board=board
+            )
+    if not quiet:
+        print_outcomes([outcome])
     if outcome.error is not None:
         raise outcome.error
     return outcome.result

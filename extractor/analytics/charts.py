@@ -1,6 +1,6 @@
 """Charts of the analytics views, shared by the notebooks and the HTML report.
 
-Each public function takes a store connection (views ready, see `extractor.views.connect`) or
+Each public function takes a store connection (views ready, see `extractor.connect`) or
 the rows the report already holds, and returns a matplotlib Figure. Nothing here writes to the
 store or uses pyplot's global state, so figures never leak between callers.
 """

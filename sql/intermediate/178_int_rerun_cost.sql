@@ -1,4 +1,5 @@
 -- Per job run with task runs, what its extra task attempts cost: retries, repair re-runs, and every attempt that was re-run later.
+-- materialized: job_run_id
 SELECT
     a.workspace_id,
     a.job_run_id,

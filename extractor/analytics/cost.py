@@ -18,8 +18,9 @@ from typing import Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from extractor.analytics.materialize import has_materialized, refresh_materialized
 from extractor.errors import UsageError
-from extractor.schema import KEYS, TABLES
+from extractor.schema import KEYS, TABLES, row_count, table_ddl, table_names
 
 RATE_COLUMNS = ("kind", "cloud", "name", "value", "currency", "source", "as_of")
 REQUIRED_RATE_COLUMNS = ("kind", "name", "value")
@@ -118,6 +119,27 @@ def load_shipped_rate_card(con: duckdb.DuckDBPyConnection) -> int:
     return _upsert_rates(con, parse_rates(shipped_rate_card_text(), "rate_card.csv"))
 
 
+# Tables the views read that an older store may lack, or that a read-only store cannot fill.
+COST_TABLES = ("rate_card", "billing_usage", "list_prices")
+
+
+def ensure_cost_tables(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None:
+    """Give the connection every cost table and a seeded rate card.
+
+    With `temporary` (a read-only store) what the store lacks is created as TEMP tables of this
+    connection, and an empty rate card is shadowed by a seeded TEMP one.
+    """
+    existing = table_names(con)
+    for table in COST_TABLES:
+        if table not in existing:
+            con.execute(table_ddl(table, temporary=temporary))
+    if row_count(con, "rate_card") == 0:
+        if temporary and "rate_card" in existing:
+            # The store's empty table cannot be written: shadow it with a seeded temp table.
+            con.execute(table_ddl("rate_card", temporary=True))
+        load_shipped_rate_card(con)
+
+
 def import_rates(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
     """Load negotiated prices or DBU rates from a CSV; rows replace those with the same key.
 
@@ -140,8 +162,6 @@ def import_rates(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
 
 def _refresh_costs(con: duckdb.DuckDBPyConnection) -> None:
     """Prices changed for every run: rebuild the materialized views if the store has them."""
-    from extractor.views import has_materialized, refresh_materialized
-
     if has_materialized(con):
         refresh_materialized(con, None)
 

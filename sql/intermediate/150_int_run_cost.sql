@@ -1,4 +1,5 @@
 -- Cost of every run: billed cost when billing data covers the run (cost_source 'billing'), else the estimate from its cluster instances ('estimate'); NULL with cost_null_reason when neither is known.
+-- materialized: run_id
 WITH est AS (
     SELECT
         workspace_id,

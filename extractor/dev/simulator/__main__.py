@@ -1,4 +1,4 @@
-"""Serve a simulated workspace from a shell: python -m extractor.simulator --seed 1 --port 8765.
+"""Serve a simulated workspace from a shell: python -m extractor.dev.simulator --seed 1 --port 8765.
 
 Prints the URL, token and OAuth client credentials, then serves until interrupted. Never binds
 anything but 127.0.0.1.
@@ -15,7 +15,7 @@ from .workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m extractor.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m extractor.dev.simulator", description=__doc__)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=20)
     p.add_argument("--runs", type=int, default=2000)

@@ -28,19 +28,19 @@ from rich.console import Console
 
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
+from extractor.dev.simulator import Faults, SimServer, Workspace, serve
 from extractor.errors import UsageError
 from extractor.extract import (
     ExtractOptions,
     ExtractResult,
     extract,
     needs_full_fetch,
-    release_memory_promptly,
     strip_paging,
 )
 from extractor.flatten import RunBundle, flatten_runs, task_type
-from extractor.schema import TABLES
-from extractor.simulator import Faults, SimServer, Workspace, serve
-from extractor.store import Store, create_tables
+from extractor.pipeline import release_memory_promptly
+from extractor.schema import TABLES, create_tables
+from extractor.store import Store
 
 SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views")
 # `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
@@ -718,7 +718,7 @@ def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
             with _step(f"extract of {runs} runs in a child process"):
                 # Arguments on stdin: the token stays out of `ps` and of error messages.
                 out = subprocess.run(
-                    [sys.executable, "-m", "extractor.bench"],
+                    [sys.executable, "-m", "extractor.dev.bench"],
                     input=json.dumps(args),
                     capture_output=True,
                     text=True,
@@ -977,7 +977,8 @@ def build_view_store(path: Path, runs: int, tasks: int, now_ms: int = START_MS) 
 
 
 def bench_views(cfg: BenchConfig, report: Report, folder: Path) -> None:
-    from extractor.views import create_views, view_files
+    from extractor.analytics.sqlfiles import view_files
+    from extractor.analytics.views import create_views
 
     path = folder / "views.duckdb"
     with _step(f"generating a store of {cfg.view_runs} runs in SQL"):
@@ -1026,7 +1027,7 @@ def bench_views(cfg: BenchConfig, report: Report, folder: Path) -> None:
 # Runs the CLI in a fresh interpreter and reports its peak RSS as it exits.
 _PEAK_CHILD = (
     "import atexit, sys\n"
-    "from extractor.bench import peak_rss_kb\n"
+    "from extractor.dev.bench import peak_rss_kb\n"
     "atexit.register(lambda: print(f'PEAK_KB {peak_rss_kb()}', file=sys.stderr))\n"
     "from extractor.cli import main\n"
     "main(sys.argv[1:])\n"
@@ -1146,7 +1147,7 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
 
 
 def main_child() -> None:
-    """`python -m extractor.bench < args.json`: the memory section's child process."""
+    """`python -m extractor.dev.bench < args.json`: the memory section's child process."""
     print(json.dumps(memory_child(json.loads(sys.stdin.read()))))
 
 

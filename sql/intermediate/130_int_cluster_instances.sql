@@ -1,4 +1,5 @@
 -- Estimated cost of each cluster instance of a run: uptime (first start to last end of its work; busy time for an all-purpose cluster) x DBU/h of driver + workers x Photon multiplier x price per DBU of its SKU.
+-- materialized: job_run_id
 WITH instances AS (
     SELECT
         workspace_id,

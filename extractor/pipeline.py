@@ -1,8 +1,9 @@
-"""Several workspaces extracted into one store at once, each at its own pace.
+"""Extraction into a store, whole: the writer lock, one or several workspaces, the views.
 
-Each workspace has its own client (its own rate limit: limits are per workspace) and its own
-extraction state; they run concurrently in threads of one process, and the store serialises
-their write transactions. One workspace failing never stops the others.
+`extract_into` is what `jobruns extract` and `jobruns demo` run, and what a Python caller runs
+to get the same store: every workspace extracted (each with its own client, rate limit and
+state, concurrently in threads; the store serialises their writes; one failing never stops the
+others), then the views and their materialized tables brought up to date.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
+from extractor.analytics.materialize import refresh_materialized
+from extractor.analytics.views import ensure_views
 from extractor.client import JobsClient
 from extractor.config import WorkspaceConfig
 from extractor.errors import JobrunsError
 from extractor.extract import ExtractOptions, ExtractResult, extract
+from extractor.lock import ExtractLock
 from extractor.store import Store
 
 if TYPE_CHECKING:
@@ -92,3 +98,38 @@ def extract_fleet(
             for name, config in workspaces
         ]
         return [f.result() for f in futures]
+
+
+def extract_into(
+    db: Path,
+    workspaces: list[tuple[str, WorkspaceConfig]],
+    options: ExtractOptions,
+    *,
+    max_rps: float,
+    board: ProgressBoard | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> list[WorkspaceOutcome]:
+    """Extract `workspaces` into `db` under the writer lock, then bring the views up to date.
+
+    New view definitions rebuild every derived table; otherwise only the rows of the runs the
+    extract changed are recomputed. Outcomes come in the order given; a workspace's error is in
+    its outcome, not raised.
+    """
+    with ExtractLock(db):
+        outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board, now=now)
+        done = [o.result for o in outcomes if o.result is not None]
+        if done:
+            with Store(db).connect() as con:
+                if not ensure_views(con):
+                    changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
+                    refresh_materialized(con, changed)
+    return outcomes
+
+
+def release_memory_promptly() -> None:
+    """Make Arrow allocate with the system allocator, which hands freed memory back to the OS.
+
+    Arrow's default pool keeps what it freed for reuse; an extract builds one batch after
+    another, so keeping it only grows the process. For processes that extract (the CLI).
+    """
+    pa.set_memory_pool(pa.system_memory_pool())

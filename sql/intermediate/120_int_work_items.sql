@@ -1,4 +1,5 @@
 -- Everything that held compute: task runs with compute, and for-each iterations (a job-cluster iteration takes its node spec from a task of the run on the same job cluster). elapsed_ms runs to "now" while active.
+-- materialized: job_run_id
 WITH items AS (
     SELECT
         workspace_id, job_run_id, job_id, run_id AS item_run_id, run_id AS task_run_id,

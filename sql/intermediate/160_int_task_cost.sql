@@ -1,4 +1,5 @@
 -- Cost of each task run: its share of each cluster instance it used (split by elapsed time; a for-each task carries its iterations), scaled to the run's cost so billed runs are split the same way.
+-- materialized: job_run_id
 WITH item_share AS (
     SELECT
         w.workspace_id,

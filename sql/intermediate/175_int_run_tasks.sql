@@ -1,4 +1,5 @@
 -- One row per job run with task runs: retries, repairs and re-runs, task time, and when a task attempt first failed.
+-- materialized: job_run_id
 SELECT
     workspace_id,
     job_run_id,

@@ -13,37 +13,14 @@ from typing import Literal
 import sqlglot
 from sqlglot import exp
 
-from extractor import __version__
+from extractor._version import __version__
+from extractor.analytics.sqlfiles import ViewFile, view_files
 from extractor.errors import UsageError
+from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.schema import TABLES
-from extractor.views import ViewFile, view_files
 
 Dialect = Literal["databricks", "spark"]
 DIALECTS: tuple[Dialect, ...] = ("databricks", "spark")
-
-# The tables an export writes, in the order they are written (parents before children).
-EXPORT_TABLES = (
-    "runs",
-    "tasks",
-    "repair_history",
-    "task_iterations",
-    "jobs",
-    "rate_card",
-    "billing_usage",
-    "list_prices",
-)
-
-# Partition columns an export adds to each table (first the key ones it already has).
-PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
-    "runs": ("workspace_id", "start_month"),
-    "tasks": ("workspace_id", "start_month"),
-    "repair_history": ("workspace_id", "start_month"),
-    "task_iterations": ("workspace_id", "start_month"),
-    "jobs": ("workspace_id",),
-    "rate_card": (),
-    "billing_usage": ("workspace_id", "usage_month"),
-    "list_prices": (),
-}
 
 
 def _utc_wall_time(node: exp.Expr) -> exp.Expr:
@@ -127,7 +104,7 @@ def spark_type(duckdb_type: str) -> str:
     return exp.DataType.build(duckdb_type, dialect="duckdb").sql(dialect="spark")
 
 
-def table_ddl(
+def spark_table_ddl(
     table: str, location: str, fmt: Literal["delta", "parquet"], prefix: list[str]
 ) -> list[str]:
     """Statements that register one exported table over its files at `location`."""
@@ -172,7 +149,9 @@ def generate_sql(
     if location is not None:
         out.append(f"-- The tables of the {fmt} export at {location}.")
         for table in EXPORT_TABLES:
-            out.extend(f"{statement};" for statement in table_ddl(table, location, fmt, parts))
+            out.extend(
+                f"{statement};" for statement in spark_table_ddl(table, location, fmt, parts)
+            )
         out.append("")
     for view in views:
         out.append(f"-- {view.description}")
@@ -197,8 +176,8 @@ __all__ = [
     "PARTITION_COLUMNS",
     "SparkView",
     "generate_sql",
+    "spark_table_ddl",
     "spark_type",
     "split_statements",
-    "table_ddl",
     "transpile_views",
 ]

@@ -26,10 +26,10 @@ import duckdb
 import pyarrow as pa
 
 from extractor.errors import StoreError, UsageError
+from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.lock import ExtractLock
-from extractor.schema import CHILDREN, KEYS, TABLES
-from extractor.spark_sql import EXPORT_TABLES, PARTITION_COLUMNS
-from extractor.store import Store, open_connection, table_ddl
+from extractor.schema import CHILDREN, KEYS, TABLES, table_ddl
+from extractor.store import Store, open_connection
 
 log = logging.getLogger("jobruns.export")
 
@@ -114,23 +114,14 @@ def _sql_literal(value: str) -> str:
 def _reader(store: Store, memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; cost tables the store lacks are empty TEMP tables, and an empty
     rate card is shadowed by the shipped one, as the views see them."""
-    from extractor.cost import load_shipped_rate_card
+    from extractor.analytics.cost import ensure_cost_tables
 
     con = open_connection(store.path, read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute("SET preserve_insertion_order = false")
-        have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        for table in ("rate_card", "billing_usage", "list_prices"):
-            empty = (
-                table not in have or not con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
-            )
-            if empty and (table not in have or table == "rate_card"):
-                columns = ", ".join(f'"{c}" {t}' for c, t in TABLES[table].items())
-                con.execute(f"CREATE TEMP TABLE {table} ({columns})")
-        if not con.execute("SELECT 1 FROM rate_card LIMIT 1").fetchall():
-            load_shipped_rate_card(con)
+        ensure_cost_tables(con, temporary=True)
         yield con
     finally:
         con.close()

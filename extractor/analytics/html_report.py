@@ -1,6 +1,6 @@
 """The Monday report as one self-contained HTML page: summary, charts as inline SVG, tables.
 
-The numbers come from `extractor.report.build_report` and the charts from `extractor.charts`;
+The numbers come from `extractor.analytics.report.build_report` and the charts from `extractor.analytics.charts`;
 this module only lays them out. The page loads nothing from anywhere (no CSS, JS or fonts), so
 it opens offline and can be mailed as an attachment.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 import duckdb
 
+from extractor.analytics.report import SECTIONS, build_report
 from extractor.errors import UsageError
-from extractor.report import SECTIONS, build_report
 
 try:
     from matplotlib.figure import Figure
 
-    from extractor import charts
+    from extractor.analytics import charts
 except ImportError as exc:  # matplotlib is an optional extra, not a dependency
     raise UsageError(
         "the HTML report draws its charts with matplotlib: pip install matplotlib "

@@ -1,0 +1,5 @@
+"""`python -m extractor.cli`: the same as the `jobruns` command."""
+
+from extractor.cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""`jobruns extract`: one workspace, several profiles, or every profile of the config file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from extractor.cli._common import cli, db_option, db_path, duration, now
+from extractor.errors import JobrunsError, UsageError
+
+
+@cli.command()
+@click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
+@click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE); repeat for several workspaces.",
+)
+@click.option(
+    "--all-profiles", is_flag=True, help="Every profile of the config file that has a host."
+)
+@db_option
+@click.option("--since", metavar="DATE|DURATION", help="Start of the window: 2025-05-01, 14d, 6h.")
+@click.option("--until", metavar="DATE|DURATION", help="End of the window (default: now).")
+@click.option("--rescan", is_flag=True, help="Re-read the whole 60-day retention now.")
+@click.option("--full-refresh", is_flag=True, help="Re-fetch every run in the retention.")
+@click.option(
+    "--repair-window", default="7d", show_default=True, help="How far back repairs are looked for."
+)
+@click.option(
+    "--repair-every",
+    default="1h",
+    show_default=True,
+    help="How often the repair window is re-read.",
+)
+@click.option(
+    "--rescan-every",
+    default="24h",
+    show_default=True,
+    help="How often the whole retention is re-read.",
+)
+@click.option(
+    "--overlap", default="1h", show_default=True, help="Re-read this much before the watermark."
+)
+@click.option(
+    "--max-rps", type=float, default=28.0, show_default=True, help="Client-side request rate limit."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=10,
+    show_default=True,
+    help="Requests in flight.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def extract(
+    host: str | None,
+    token: str | None,
+    profiles: tuple[str, ...],
+    all_profiles: bool,
+    db: str | None,
+    since: str | None,
+    until: str | None,
+    rescan: bool,
+    full_refresh: bool,
+    repair_window: str,
+    repair_every: str,
+    rescan_every: str,
+    overlap: str,
+    max_rps: float,
+    concurrency: int,
+    quiet: bool,
+) -> None:
+    """Extract new and changed job runs into the store.
+
+    \b
+    First run: the whole API retention (60 days). Then, each run reads from the watermark
+    (minus --overlap), refreshes runs that were active, re-reads the last --repair-window
+    for repairs every --repair-every, and the whole retention every --rescan-every.
+    """
+    from extractor.config import list_profiles, parse_since, resolve_workspace
+
+    started = now()
+    options = _extract_options(
+        since=parse_since(since, started) if since else None,
+        until=parse_since(until, started, option="--until") if until else None,
+        rescan=rescan,
+        full_refresh=full_refresh,
+        repair_window=repair_window,
+        repair_every=repair_every,
+        rescan_every=rescan_every,
+        overlap=overlap,
+        concurrency=concurrency,
+    )
+    if all_profiles or len(profiles) > 1:
+        if host or token:
+            raise UsageError("--host/--token name one workspace; drop them with several profiles")
+        names = list_profiles() if all_profiles else list(profiles)
+        if not names:
+            raise UsageError("no profile with a host in the config file (DATABRICKS_CONFIG_FILE)")
+        # Each profile stands alone: DATABRICKS_* variables would otherwise apply to all of them.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DATABRICKS_") or k == "DATABRICKS_CONFIG_FILE"
+        }
+        workspaces = [(name, resolve_workspace(profile=name, env=env)) for name in names]
+    else:
+        profile = profiles[0] if profiles else None
+        config = resolve_workspace(host=host, token=token, profile=profile)
+        workspaces = [(profile or config.host, config)]
+    outcomes = run_extract(workspaces, db_path(db), options, max_rps=max_rps, quiet=quiet)
+    failed = [o for o in outcomes if o.error is not None]
+    if len(outcomes) == 1 and failed:
+        raise failed[0].error
+    if failed:
+        raise JobrunsError(
+            f"{len(failed)} of {len(outcomes)} workspaces failed: "
+            + "; ".join(f"{o.name} ({o.host}): {o.error}" for o in failed)
+        )
+
+
+def _extract_options(**values: Any) -> Any:
+    from extractor.extract import ExtractOptions
+
+    for name in ("repair_window", "repair_every", "rescan_every", "overlap"):
+        values[name] = duration(values[name], "--" + name.replace("_", "-"))
+    if values["since"] and values["until"] and values["since"] >= values["until"]:
+        raise UsageError("--since must be before --until")
+    return ExtractOptions(**values)
+
+
+def run_extract(
+    workspaces: list[tuple[str, Any]], db: Path, options: Any, *, max_rps: float, quiet: bool
+) -> list[Any]:
+    """Extract workspaces into one store with progress bars on a terminal, then summarise."""
+    from extractor.pipeline import extract_into, release_memory_promptly
+    from extractor.progress import print_outcomes, progress_board
+
+    release_memory_promptly()
+    with progress_board(enabled=not quiet) as board:
+        outcomes = extract_into(db, workspaces, options, max_rps=max_rps, board=board)
+    if not quiet:
+        print_outcomes(outcomes)
+    return outcomes
