@@ -709,9 +709,15 @@ def _is_limit_rejection(error: ApiError) -> bool:
     )
 
 
+def strip_paging(body: Mapping[str, Any]) -> JsonDict:
+    """A copy of a response body without the keys the API adds for paging (they describe the
+    response, not the run)."""
+    return {k: v for k, v in body.items() if k not in PAGING_KEYS}
+
+
 def _strip_paging(page: JsonDict, arrays: tuple[str, ...], container: str | None) -> JsonDict:
     """A copy of the first page without paging keys, its arrays copied so appends stay local."""
-    merged = {k: v for k, v in page.items() if k not in PAGING_KEYS}
+    merged = strip_paging(page)
     target = merged
     if container is not None:
         if not isinstance(merged.get(container), dict):

@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from extractor.client import strip_paging
 from extractor.errors import NotFoundError, PermissionDeniedError
 from extractor.flatten import (
     RunBundle,
@@ -29,16 +30,10 @@ from extractor.flatten import (
     job_signature,
     task_type,
 )
+from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
 from extractor.store import LOCK_WAIT_S, RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
-
-RETENTION = timedelta(days=60)
-# Runs this close to the retention edge may expire while we read them; a rescan does not
-# take their absence as a deletion.
-RETENTION_MARGIN = timedelta(hours=1)
-# Keys the API adds for paging; they describe a response, not the run.
-PAGING_KEYS = ("has_more", "next_page_token", "prev_page_token")
 
 
 class JobsApi(Protocol):
@@ -72,22 +67,6 @@ class ProgressSink(Protocol):
     def update(
         self, *, phase: str, pages: int, runs: int, requests: int, fraction: float | None
     ) -> None: ...
-
-
-@dataclass
-class ExtractOptions:
-    since: datetime | None = None
-    until: datetime | None = None
-    rescan: bool = False
-    full_refresh: bool = False
-    repair_window: timedelta = timedelta(days=7)
-    repair_every: timedelta = timedelta(hours=1)
-    rescan_every: timedelta = timedelta(hours=24)
-    overlap: timedelta = timedelta(hours=1)
-    concurrency: int = 8
-    slice_span: timedelta = timedelta(hours=6)
-    flush_seconds: float = 1.0
-    flush_runs: int = 500
 
 
 @dataclass
@@ -144,24 +123,6 @@ class ExtractResult:
         }
 
 
-@dataclass
-class _Range:
-    """A start_time range [start_ms, end_ms], read to its end page by page."""
-
-    start_ms: int
-    end_ms: int
-    expand: bool
-    label: str
-
-
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
-def _dt(value_ms: int) -> datetime:
-    return datetime.fromtimestamp(value_ms / 1000, tz=UTC)
-
-
 def workspace_id_of(run: dict[str, Any]) -> str | None:
     """The numeric workspace id in a run_page_url (`?o=<id>`), if any."""
     url = run.get("run_page_url") or ""
@@ -213,10 +174,6 @@ def _never_iterated(task: dict[str, Any]) -> bool:
     return finished and stats.get("total_iterations") == 0
 
 
-def strip_paging(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in run.items() if k not in PAGING_KEYS}
-
-
 class Extraction:
     """One extract of one workspace into one store."""
 
@@ -244,7 +201,7 @@ class Extraction:
 
     def run(self) -> ExtractResult:
         started = self.now()
-        t0 = _ms(started)
+        t0 = ms(started)
         self.store.initialize()
         # The workspace id keys every row. A store that has seen this host knows it; otherwise
         # the first response tells (header, else a run_page_url, else the host itself).
@@ -274,64 +231,25 @@ class Extraction:
         return result
 
     def _extract(self, jobs: list[dict[str, Any]] | None, t0: int) -> None:
-        opts, result, ws = self.options, self.result, self.workspace_id
-        state = self.store.state(ws)
-        watermark = state["watermark"]
-        retention_start = t0 - _ms_delta(RETENTION)
-        if opts.since is not None:
-            start = _ms(opts.since)
-        elif watermark is not None and not opts.full_refresh:
-            start = _ms(watermark) - _ms_delta(opts.overlap)
-        else:
-            start = retention_start
-        end = _ms(opts.until) if opts.until is not None else t0
-        result.window_start, result.window_end = _dt(start), _dt(end)
-
-        # New runs are listed with their tasks; older ranges re-read for repairs and deletions
-        # are listed without (cheaper), and only runs that changed are fetched in full.
-        ranges = [_Range(start, end, expand=True, label="new runs")]
-        first_time = watermark is None or opts.full_refresh
-        rescan_due = (
-            opts.rescan or first_time or _older_than(state["last_rescan_at"], t0, opts.rescan_every)
-        )
-        sweep_due = rescan_due or _older_than(state["last_repair_sweep_at"], t0, opts.repair_every)
-        cheap_from = start
-        if rescan_due:
-            cheap_from = retention_start + _ms_delta(RETENTION_MARGIN)
-        elif sweep_due:
-            cheap_from = max(t0 - _ms_delta(opts.repair_window), retention_start)
-        if sweep_due and cheap_from < start:
-            ranges.append(_Range(cheap_from, start - 1, expand=False, label="repairs"))
-        result.rescan, result.repair_sweep = rescan_due, sweep_due
-
-        self._fetch_all(ranges, jobs, self.store.active_runs(ws), t0, force=opts.full_refresh)
-
-        new_watermark = watermark
-        if (
-            opts.until is None
-            and (watermark is None or start <= _ms(watermark) or opts.full_refresh)
-        ) or (opts.until is not None and watermark is not None and start <= _ms(watermark) < end):
-            new_watermark = _dt(end)
-        stamps: dict[str, Any] = {"last_extract_at": _dt(t0), "last_success_at": _dt(t0)}
-        if new_watermark is not None:
-            stamps["watermark"] = new_watermark
-        if rescan_due:
-            stamps["last_rescan_at"] = _dt(t0)
-        if sweep_due:
-            stamps["last_repair_sweep_at"] = _dt(t0)
+        ws = self.workspace_id
+        todo = plan(self.store.state(ws), self.options, dt(t0))
+        result = self.result
+        result.window_start, result.window_end = todo.window_start, todo.window_end
+        result.rescan, result.repair_sweep = todo.rescan, todo.repair_sweep
+        self._read(list(todo.ranges), jobs, self.store.active_runs(ws), t0)
         with self.store.transaction() as con:
-            self.store.save_state(con, ws, self.client.host, **stamps)
+            self.store.save_state(con, ws, self.client.host, **todo.stamps)
 
     # -- fetching ------------------------------------------------------------------------
 
-    def _slices(self, rng: _Range) -> list[tuple[int, int]]:
+    def _slices(self, rng: Range) -> list[tuple[int, int]]:
         """Split a range into disjoint start_time slices that are listed concurrently."""
         span = max(1, rng.end_ms - rng.start_ms + 1)
         count = max(
             1,
             min(
                 self.options.concurrency * 4,
-                math.ceil(span / _ms_delta(self.options.slice_span)),
+                math.ceil(span / ms_delta(self.options.slice_span)),
             ),
         )
         step = math.ceil(span / count)
@@ -344,127 +262,134 @@ class Extraction:
         # Newest slices first: fresh runs land before the long tail of history.
         return out[::-1]
 
-    def _fetch_all(
+    def _read(
         self,
-        ranges: list[_Range],
+        ranges: list[Range],
         jobs: list[dict[str, Any]] | None,
         active_before: dict[int, int | None],
         t0: int,
-        *,
-        force: bool,
     ) -> None:
         """Everything the extract reads, in one pool: jobs, every page of every range, the
-        runs that need completing and the formerly active runs. Writes stay on this thread."""
-        seen: dict[int, set[int]] = {i: set() for i in range(len(ranges))}
+        runs that need completing and the formerly active runs. Writes stay on this thread.
+
+        Each request is queued with the handler of its answer (`_on_page`, `_on_jobs`,
+        `_on_job`, `_on_run`); the loop below only feeds the pool and calls handlers.
+        """
         with self.store.connect() as con:
             stored = [
                 self.store.signatures(con, self.workspace_id, r.start_ms, r.end_ms) for r in ranges
             ]
             stored_jobs = self.store.job_signatures(con, self.workspace_id)
-        listed_jobs: list[dict[str, Any]] = []
-        full_jobs: list[dict[str, Any]] = []
+        reading = _Reading(ranges, stored, stored_jobs, [self._slices(rng) for rng in ranges])
         with _pool(self.options.concurrency) as pool:
-            pending: dict[Future[Any], tuple[str, Any]] = {}
-            # Work waits here until the pool has room, so fetched pages and runs never pile up
-            # faster than they are stored (bounded memory). Completing runs goes first: it
-            # frees what a page brought; a new page brings more.
-            runs_queue: deque[tuple[str, Any, Callable[[], Any]]] = deque()
-            pages_queue: deque[tuple[str, Any, Callable[[], Any]]] = deque()
-            in_flight = self.options.concurrency * 3
-
-            def feed() -> None:
-                while len(pending) < in_flight and (runs_queue or pages_queue):
-                    kind, info, call = (runs_queue or pages_queue).popleft()
-                    pending[pool.submit(call)] = (kind, info)
-
-            # Share of the listed time span read so far, for the progress bar's ETA: pages come
-            # newest first, so a slice is read down to the oldest start_time of its last page.
-            covered: dict[tuple[int, int, int], int] = {}
-            slices = [self._slices(rng) for rng in ranges]
-            total_span = sum(hi - lo + 1 for parts in slices for lo, hi in parts)
-
-            def list_page(index: int, lo: int, hi: int, token: str | None) -> None:
-                call = functools.partial(
-                    self.client.list_runs_page,
-                    start_time_from=lo,
-                    start_time_to=hi,
-                    page_token=token,
-                    expand_tasks=ranges[index].expand,
-                )
-                pages_queue.append(("page", (index, lo, hi), call))
-
-            def take_jobs(listed: list[dict[str, Any]]) -> None:
-                listed_jobs.extend(listed)
-                for job in listed:
-                    if stored_jobs.get(int(job["job_id"])) != job_signature(job):
-                        call = functools.partial(self.client.get_job, int(job["job_id"]))
-                        runs_queue.append(("job", job, call))
-
+            work = _WorkQueue(pool, in_flight=self.options.concurrency * 3)
+            self._work, self._reading = work, reading
             if jobs is None:
-                runs_queue.append(("jobs", None, lambda: list(self.client.iter_jobs())))
+                work.add_run(lambda: list(self.client.iter_jobs()), self._on_jobs)
             else:
-                take_jobs(jobs)
-            for index, parts in enumerate(slices):
+                self._take_jobs(jobs)
+            for index, parts in enumerate(reading.slices):
                 for lo, hi in parts:
-                    list_page(index, lo, hi, None)
+                    self._list_page(index, lo, hi, None)
             for run_id, job_id in active_before.items():
                 if run_id not in self._done:
                     self._done.add(run_id)
                     stub = {"run_id": run_id, "job_id": job_id}
                     call = functools.partial(self._complete, "get", stub)
-                    runs_queue.append(("refresh", (run_id, stub), call))
-            feed()
-            while pending:
-                done: set[Future[Any]] = wait(list(pending), return_when=FIRST_COMPLETED)[0]
-                for fut in done:
-                    kind, info = pending.pop(fut)
-                    if kind == "page":
-                        index, lo, hi = info
-                        page: dict[str, Any] = fut.result()
-                        self.result.pages += 1
-                        token = page.get("next_page_token")
-                        if token:
-                            list_page(index, lo, hi, token)
-                        runs = page.get("runs") or []
-                        seen[index].update(int(run["run_id"]) for run in runs)
-                        oldest = min((int(r.get("start_time") or hi) for r in runs), default=lo)
-                        covered[(index, lo, hi)] = hi - (max(oldest, lo) if token else lo) + 1
-                        for run_id, job, listed in self._triage(
-                            runs, ranges[index], stored[index], force
-                        ):
-                            call = functools.partial(self._complete, job, listed)
-                            runs_queue.append(("run", (run_id, listed), call))
-                    elif kind == "jobs":
-                        listed_page: list[dict[str, Any]] = fut.result()
-                        take_jobs(listed_page)
-                    elif kind == "job":
-                        try:
-                            full_job: dict[str, Any] = fut.result()
-                            full_jobs.append(full_job)
-                        except NotFoundError:
-                            pass  # deleted between the listing and now
-                        except PermissionDeniedError:
-                            full_jobs.append(info)
-                    else:
-                        run_id, listed = info
-                        if kind == "refresh":
-                            self.result.runs_refreshed += 1
-                        self._collect(fut, run_id, listed)
-                    self._report(
-                        "listing" if len(ranges) == 1 else "listing and rescanning",
-                        sum(covered.values()) / total_span if total_span else None,
-                    )
+                    work.add_run(call, functools.partial(self._on_refresh, run_id, stub))
+            phase = "listing" if len(ranges) == 1 else "listing and rescanning"
+            for fut, handler in work.results():
+                handler(fut)
+                self._report(phase, reading.fraction_read())
                 self._maybe_flush()
-                feed()
         self._flush()
+        self._sweep_deletions(reading)
+        self._store_jobs(reading, t0)
+
+    # -- handlers of answers (on the writer thread) -----------------------------------------
+
+    def _list_page(self, index: int, lo: int, hi: int, token: str | None) -> None:
+        call = functools.partial(
+            self.client.list_runs_page,
+            start_time_from=lo,
+            start_time_to=hi,
+            page_token=token,
+            expand_tasks=self._reading.ranges[index].expand,
+        )
+        self._work.add_page(call, functools.partial(self._on_page, index, lo, hi))
+
+    def _on_page(self, index: int, lo: int, hi: int, fut: Future[Any]) -> None:
+        """A page of a slice: queue the next page, and the runs that are new or changed."""
+        reading = self._reading
+        page: dict[str, Any] = fut.result()
+        self.result.pages += 1
+        token = page.get("next_page_token")
+        if token:
+            self._list_page(index, lo, hi, token)
+        runs = page.get("runs") or []
+        reading.seen[index].update(int(run["run_id"]) for run in runs)
+        # Pages come newest first: a slice is read down to the oldest start_time of its page.
+        oldest = min((int(r.get("start_time") or hi) for r in runs), default=lo)
+        reading.covered[(index, lo, hi)] = hi - (max(oldest, lo) if token else lo) + 1
+        rng, stored = reading.ranges[index], reading.stored[index]
+        for run_id, job, listed in self._triage(runs, rng, stored, self.options.full_refresh):
+            call = functools.partial(self._complete, job, listed)
+            self._work.add_run(call, functools.partial(self._on_run, run_id, listed))
+
+    def _on_jobs(self, fut: Future[Any]) -> None:
+        self._take_jobs(fut.result())
+
+    def _take_jobs(self, listed: list[dict[str, Any]]) -> None:
+        """Jobs as listed; those whose listing changed are re-read in full with jobs/get."""
+        self._reading.listed_jobs.extend(listed)
+        for job in listed:
+            if self._reading.stored_jobs.get(int(job["job_id"])) != job_signature(job):
+                call = functools.partial(self.client.get_job, int(job["job_id"]))
+                self._work.add_run(call, functools.partial(self._on_job, job))
+
+    def _on_job(self, listed: dict[str, Any], fut: Future[Any]) -> None:
+        try:
+            self._reading.full_jobs.append(fut.result())
+        except NotFoundError:
+            pass  # deleted between the listing and now
+        except PermissionDeniedError:
+            self._reading.full_jobs.append(listed)
+
+    def _on_refresh(self, run_id: int, stub: dict[str, Any], fut: Future[Any]) -> None:
+        self.result.runs_refreshed += 1
+        self._on_run(run_id, stub, fut)
+
+    def _on_run(self, run_id: int, listed: dict[str, Any], fut: Future[Any]) -> None:
+        try:
+            self._buffer.append(fut.result())
+        except NotFoundError:
+            # Listed (or stored as active) a moment ago, gone now: deleted meanwhile.
+            self._vanished.append(run_id)
+        except PermissionDeniedError as exc:
+            from_list = listed.get("tasks") is not None
+            log.warning(
+                "no permission to read run %s of job %s: kept %s (%s)",
+                run_id,
+                listed.get("job_id"),
+                "what the list gave" if from_list else "the stored copy",
+                exc,
+            )
+            self.result.skipped_runs.append(run_id)
+            if from_list:
+                self._buffer.append(RunBundle(strip_paging(listed)))
+
+    # -- the tail --------------------------------------------------------------------------
+
+    def _sweep_deletions(self, reading: _Reading) -> None:
+        """Runs gone since listed, and runs stored in a fully read range but no longer listed."""
         with self.store.transaction() as con:
-            # Whatever the store holds inside a fully read range and the API did not list is gone.
             self.result.runs_deleted += self.store.mark_deleted(
                 con, self.workspace_id, self._vanished, self.now()
             )
             self.result.changed_run_ids.update(self._vanished)
-            for index, rng in enumerate(ranges):
-                gone = {r for r, sig in stored[index].items() if not sig.deleted} - seen[index]
+            for index, rng in enumerate(reading.ranges):
+                stored = reading.stored[index]
+                gone = {r for r, sig in stored.items() if not sig.deleted} - reading.seen[index]
                 if gone:
                     log.info(
                         "%d runs no longer listed in %s window: marked deleted",
@@ -475,20 +400,23 @@ class Extraction:
                     con, self.workspace_id, gone, self.now()
                 )
                 self.result.changed_run_ids.update(gone)
-            hashes = {int(j["job_id"]): job_signature(j) for j in listed_jobs}
+
+    def _store_jobs(self, reading: _Reading, t0: int) -> None:
+        hashes = {int(j["job_id"]): job_signature(j) for j in reading.listed_jobs}
+        with self.store.transaction() as con:
             self.store.upsert_jobs(
                 con,
                 self.workspace_id,
-                flatten_jobs(full_jobs, self.workspace_id, _dt(t0), hashes),
+                flatten_jobs(reading.full_jobs, self.workspace_id, dt(t0), hashes),
                 list(hashes),
-                _dt(t0),
+                dt(t0),
             )
-        self.result.jobs_seen = len(listed_jobs)
+        self.result.jobs_seen = len(reading.listed_jobs)
 
     def _triage(
         self,
         runs: list[dict[str, Any]],
-        rng: _Range,
+        rng: Range,
         stored: dict[int, RunSignature],
         force: bool,
     ) -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -531,25 +459,6 @@ class Extraction:
             parent = self.client.get_run(int(task["run_id"]), include_history=False)
             iterations[int(task["run_id"])] = parent.get("iterations") or []
         return RunBundle(run, iterations)
-
-    def _collect(self, fut: Future[Any], run_id: int, listed: dict[str, Any]) -> None:
-        try:
-            self._buffer.append(fut.result())
-        except NotFoundError:
-            # Listed (or stored as active) a moment ago, gone now: deleted meanwhile.
-            self._vanished.append(run_id)
-        except PermissionDeniedError as exc:
-            from_list = listed.get("tasks") is not None
-            log.warning(
-                "no permission to read run %s of job %s: kept %s (%s)",
-                run_id,
-                listed.get("job_id"),
-                "what the list gave" if from_list else "the stored copy",
-                exc,
-            )
-            self.result.skipped_runs.append(run_id)
-            if from_list:
-                self._buffer.append(RunBundle(strip_paging(listed)))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -602,6 +511,67 @@ class Extraction:
         return self.client.workspace_id or self.client.host
 
 
+@dataclass
+class _Reading:
+    """What one extract's reading loop knows so far."""
+
+    ranges: list[Range]
+    stored: list[dict[int, RunSignature]]
+    stored_jobs: dict[int, str]
+    slices: list[list[tuple[int, int]]]
+    seen: dict[int, set[int]] = field(default_factory=dict)
+    covered: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    listed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    full_jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.seen = {i: set() for i in range(len(self.ranges))}
+        self.total_span = sum(hi - lo + 1 for parts in self.slices for lo, hi in parts)
+
+    def fraction_read(self) -> float | None:
+        """Share of the listed time span read so far, for the progress bar's ETA."""
+        return sum(self.covered.values()) / self.total_span if self.total_span else None
+
+
+Handler = Callable[[Future[Any]], None]
+
+
+class _WorkQueue:
+    """Requests waiting for room in the pool, each with the handler of its answer.
+
+    Work waits here until the pool has room, so fetched pages and runs never pile up faster
+    than they are stored (bounded memory). Completing runs goes first: it frees what a page
+    brought; a new page brings more.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, *, in_flight: int) -> None:
+        self._pool = pool
+        self._in_flight = in_flight
+        self._runs: deque[tuple[Callable[[], Any], Handler]] = deque()
+        self._pages: deque[tuple[Callable[[], Any], Handler]] = deque()
+        self._pending: dict[Future[Any], Handler] = {}
+
+    def add_run(self, call: Callable[[], Any], handler: Handler) -> None:
+        self._runs.append((call, handler))
+
+    def add_page(self, call: Callable[[], Any], handler: Handler) -> None:
+        self._pages.append((call, handler))
+
+    def _feed(self) -> None:
+        while len(self._pending) < self._in_flight and (self._runs or self._pages):
+            call, handler = (self._runs or self._pages).popleft()
+            self._pending[self._pool.submit(call)] = handler
+
+    def results(self) -> Iterator[tuple[Future[Any], Handler]]:
+        """Answers as they complete, until nothing is queued or in flight."""
+        self._feed()
+        while self._pending:
+            done = wait(list(self._pending), return_when=FIRST_COMPLETED)[0]
+            for fut in done:
+                yield fut, self._pending.pop(fut)
+            self._feed()
+
+
 @contextlib.contextmanager
 def _pool(workers: int) -> Iterator[ThreadPoolExecutor]:
     """A thread pool that, on error or Ctrl-C, cancels queued work instead of waiting for it."""
@@ -612,14 +582,6 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-def _ms_delta(value: timedelta) -> int:
-    return int(value.total_seconds() * 1000)
-
-
-def _older_than(stamp: datetime | None, now_ms: int, age: timedelta) -> bool:
-    return stamp is None or now_ms - _ms(stamp) >= _ms_delta(age)
 
 
 def _changed(old: RunSignature, new: RunSignature) -> bool:

@@ -22,8 +22,9 @@ from extractor.analytics.views import ensure_views
 from extractor.client import JobsClient
 from extractor.config import WorkspaceConfig
 from extractor.errors import JobrunsError
-from extractor.extract import ExtractOptions, ExtractResult, extract
+from extractor.extract import ExtractResult, extract
 from extractor.lock import ExtractLock
+from extractor.plan import ExtractOptions
 from extractor.store import Store
 
 if TYPE_CHECKING:

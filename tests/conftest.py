@@ -16,7 +16,8 @@ from extractor.analytics.views import create_views
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
-from extractor.extract import ExtractOptions, ExtractResult, extract
+from extractor.extract import ExtractResult, extract
+from extractor.plan import ExtractOptions
 from extractor.schema import KEYS, TABLES, create_tables
 from extractor.store import Store
 

@@ -13,7 +13,8 @@ import pytest
 import extractor
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
-from extractor.extract import ExtractOptions, extract
+from extractor.extract import extract
+from extractor.plan import ExtractOptions
 from tests.conftest import Sim, assert_store_matches, store_rows
 
 

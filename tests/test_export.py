@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extractor.extract import ExtractOptions
 from extractor.lake.export import export
 from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
+from extractor.plan import ExtractOptions
 from extractor.schema import TABLES
 from tests.conftest import Sim
 

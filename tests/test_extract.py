@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import duckdb
 
-from extractor.extract import ExtractOptions
+from extractor.plan import ExtractOptions
 from tests.conftest import Sim, assert_store_matches, store_rows
 
 DAY_MS = 86_400_000

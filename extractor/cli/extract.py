@@ -126,7 +126,7 @@ def extract(
 
 
 def _extract_options(**values: Any) -> Any:
-    from extractor.extract import ExtractOptions
+    from extractor.plan import ExtractOptions
 
     for name in ("repair_window", "repair_every", "rescan_every", "overlap"):
         values[name] = duration(values[name], "--" + name.replace("_", "-"))

@@ -26,19 +26,18 @@ import duckdb
 import pyarrow as pa
 from rich.console import Console
 
-from extractor.client import JobsClient
+from extractor.client import JobsClient, strip_paging
 from extractor.config import resolve_workspace
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
 from extractor.errors import UsageError
 from extractor.extract import (
-    ExtractOptions,
     ExtractResult,
     extract,
     needs_full_fetch,
-    strip_paging,
 )
 from extractor.flatten import RunBundle, flatten_runs, task_type
 from extractor.pipeline import release_memory_promptly
+from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
 from extractor.store import Store
 

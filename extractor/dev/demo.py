@@ -70,8 +70,8 @@ def build_demo_store(
     """Build a demo store at `path` (replacing an earlier demo store); returns the extract result."""
     from extractor.config import resolve_workspace
     from extractor.dev.simulator import Workspace, serve
-    from extractor.extract import ExtractOptions
     from extractor.pipeline import extract_into
+    from extractor.plan import ExtractOptions
     from extractor.progress import print_outcomes, progress_board
 
     path = Path(path)
