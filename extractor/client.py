@@ -266,29 +266,6 @@ class JobsClient:
             params["limit"] = RUNS_LIST_FALLBACK_LIMIT
             return self._get(RUNS_LIST, params)
 
-    def iter_runs_pages(
-        self,
-        start_time_from: int | None,
-        start_time_to: int | None,
-        *,
-        expand_tasks: bool = True,
-        active_only: bool = False,
-        job_id: int | None = None,
-    ) -> Iterator[JsonDict]:
-        """Every page of runs/list for the window, until `next_page_token` is absent or empty."""
-
-        def fetch(token: str | None) -> JsonDict:
-            return self.list_runs_page(
-                start_time_from=start_time_from,
-                start_time_to=start_time_to,
-                page_token=token,
-                expand_tasks=expand_tasks,
-                active_only=active_only,
-                job_id=job_id,
-            )
-
-        return self._follow_pages(fetch, RUNS_LIST)
-
     def get_run_page(
         self, run_id: int, *, include_history: bool = True, page_token: str | None = None
     ) -> JsonDict:

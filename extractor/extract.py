@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from extractor.client import strip_paging
-from extractor.errors import NotFoundError, PermissionDeniedError
+from extractor.errors import ApiError, NotFoundError, PermissionDeniedError
 from extractor.flatten import (
     RunBundle,
     flatten_jobs,
@@ -31,6 +31,7 @@ from extractor.flatten import (
     task_type,
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
+from extractor.schema import STATE_TABLES
 from extractor.store import LOCK_WAIT_S, RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
@@ -96,30 +97,14 @@ class ExtractResult:
     changed_run_ids: set[int] = field(default_factory=set)
 
     def log_row(self) -> dict[str, Any]:
+        """The extract_log row: the columns of extractor.schema's table, read off this result."""
         finished = self.finished_at or datetime.now(UTC)
-        return {
-            "extract_id": self.extract_id,
-            "workspace_id": self.workspace_id,
-            "host": self.host,
-            "started_at": self.started_at,
+        derived = {
             "finished_at": finished,
-            "status": self.status,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "rescan": self.rescan,
-            "repair_sweep": self.repair_sweep,
-            "pages": self.pages,
-            "requests": self.requests,
-            "runs_seen": self.runs_seen,
-            "runs_new": self.runs_new,
-            "runs_changed": self.runs_changed,
-            "runs_refreshed": self.runs_refreshed,
-            "runs_deleted": self.runs_deleted,
-            "jobs_seen": self.jobs_seen,
-            "skipped_runs": self.skipped_runs,
-            "errors": self.errors,
             "duration_ms": int((finished - self.started_at).total_seconds() * 1000),
-            "message": self.message,
+        }
+        return {
+            c: derived[c] if c in derived else getattr(self, c) for c in STATE_TABLES["extract_log"]
         }
 
 
@@ -325,6 +310,13 @@ class Extraction:
         self.result.pages += 1
         token = page.get("next_page_token")
         if token:
+            tokens = reading.tokens.setdefault((index, lo, hi), set())
+            if token in tokens:
+                raise ApiError(
+                    f"runs/list on {self.client.host} returned a page token it had already"
+                    " returned; stopping instead of looping forever"
+                )
+            tokens.add(token)
             self._list_page(index, lo, hi, token)
         runs = page.get("runs") or []
         reading.seen[index].update(int(run["run_id"]) for run in runs)
@@ -521,6 +513,7 @@ class _Reading:
     slices: list[list[tuple[int, int]]]
     seen: dict[int, set[int]] = field(default_factory=dict)
     covered: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    tokens: dict[tuple[int, int, int], set[str]] = field(default_factory=dict)
     listed_jobs: list[dict[str, Any]] = field(default_factory=list)
     full_jobs: list[dict[str, Any]] = field(default_factory=list)
 

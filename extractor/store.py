@@ -365,9 +365,19 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> 
         con.unregister("arrow_batch")
 
 
+def fetch_dicts(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()
+) -> list[dict[str, Any]]:
+    """The rows of a query as dicts keyed by column name."""
+    cursor = con.execute(sql, list(params))
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 __all__ = [
     "RunSignature",
     "Store",
+    "fetch_dicts",
     "insert_arrow",
     "open_connection",
     "open_snapshot",

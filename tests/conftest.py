@@ -4,10 +4,10 @@ and the comparison of a store with the simulator's ground truth."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pytest
@@ -84,8 +84,24 @@ class Sim:
             self.workspace.advance(seconds)
 
 
+class MakeSim(Protocol):
+    """The make_sim fixture: a served simulated workspace per call."""
+
+    def __call__(
+        self,
+        seed: int = ...,
+        *,
+        runs: int = ...,
+        jobs: int = ...,
+        faults: Faults | None = ...,
+        db: Path | None = ...,
+        now_ms: int = ...,
+        **kwargs: Any,
+    ) -> Sim: ...
+
+
 @pytest.fixture
-def make_sim(tmp_path: Path) -> Iterator[Callable[..., Sim]]:
+def make_sim(tmp_path: Path) -> Iterator[MakeSim]:
     servers: list[SimServer] = []
 
     def make(

@@ -15,10 +15,10 @@ from extractor.client import JobsClient
 from extractor.config import resolve_workspace
 from extractor.extract import extract
 from extractor.plan import ExtractOptions
-from tests.conftest import Sim, assert_store_matches, store_rows
+from tests.conftest import MakeSim, Sim, assert_store_matches, store_rows
 
 
-def test_job_reliability_equals_the_simulators_per_job_aggregates(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_job_reliability_equals_the_simulators_per_job_aggregates(make_sim: MakeSim) -> None:
     sim: Sim = make_sim(seed=31, runs=500)
     sim.extract()
     expected = sim.workspace.job_aggregates()
@@ -99,7 +99,9 @@ def test_unknown_fields_and_enums_are_stored_and_warned_once(
         )
 
 
-def test_a_store_extracted_twice_through_odd_bodies_and_then_plainly_matches(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_extracted_twice_through_odd_bodies_and_then_plainly_matches(
+    make_sim: MakeSim,
+) -> None:
     sim: Sim = make_sim(seed=33, runs=150)
     sim.extract(ExtractOptions(), transport=OddBodies())
     sim.extract(ExtractOptions(full_refresh=True))

@@ -37,13 +37,17 @@ def jobruns(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, text
 
 
-def test_missing_host_says_how_to_set_it(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_host_says_how_to_set_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, text = jobruns(capsys, "extract", "--db", str(tmp_path / "s.duckdb"))
     assert code == 2
     assert "no Databricks host configured" in text and "DATABRICKS_HOST" in text
 
 
-def test_missing_token_says_how_to_set_it(capsys, tmp_path: Path, server: SimServer) -> None:  # type: ignore[no-untyped-def]
+def test_missing_token_says_how_to_set_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, server: SimServer
+) -> None:
     code, text = jobruns(capsys, "extract", "--host", server.url, "--db", str(tmp_path / "s.db"))
     assert code == 2
     assert "credentials" in text and "DATABRICKS_TOKEN" in text
@@ -61,7 +65,7 @@ def test_wrong_token_is_an_authentication_failure(
     assert "dapiwrong" not in text
 
 
-def test_connection_refused_fails_fast(  # type: ignore[no-untyped-def]
+def test_connection_refused_fails_fast(
     capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The real budget (20 s) is pinned by the slow test below; here it is shortened.
@@ -76,7 +80,9 @@ def test_connection_refused_fails_fast(  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("host", ["http://127.0.0.1:9", "https://jobruns-test.invalid"])
-def test_unreachable_host_fails_within_30_seconds(capsys, tmp_path: Path, host: str) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_host_fails_within_30_seconds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, host: str
+) -> None:
     import time
 
     began = time.monotonic()
@@ -87,7 +93,9 @@ def test_unreachable_host_fails_within_30_seconds(capsys, tmp_path: Path, host: 
     assert time.monotonic() - began < 30
 
 
-def test_plain_http_to_a_remote_host_is_refused(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_http_to_a_remote_host_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, text = jobruns(
         capsys,
         "extract",
@@ -111,7 +119,7 @@ def test_plain_http_to_a_remote_host_is_refused(capsys, tmp_path: Path) -> None:
         ("--bogus", "1", "No such option '--bogus'"),
     ],
 )
-def test_bad_options_are_usage_errors(  # type: ignore[no-untyped-def]
+def test_bad_options_are_usage_errors(
     capsys, tmp_path: Path, server: SimServer, option: str, value: str, message: str
 ) -> None:
     code, text = jobruns(
@@ -150,7 +158,7 @@ def _newer(path: Path) -> Path:
     ],
     ids=["not_duckdb", "folder", "missing_folder", "newer"],
 )
-def test_unusable_store_is_refused_with_exit_1(  # type: ignore[no-untyped-def]
+def test_unusable_store_is_refused_with_exit_1(
     capsys, tmp_path: Path, server: SimServer, make, message: str
 ) -> None:
     db = make(tmp_path / "s.duckdb")
@@ -165,7 +173,9 @@ def test_unusable_store_is_refused_with_exit_1(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only file")
-def test_unwritable_store_is_refused_with_exit_1(capsys, tmp_path: Path, server: SimServer) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_store_is_refused_with_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, server: SimServer
+) -> None:
     db = tmp_path / "s.duckdb"
     Store(db).initialize()
     db.chmod(0o444)

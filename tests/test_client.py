@@ -149,23 +149,6 @@ def test_request_carries_bearer_token_accept_user_agent_and_boolean_strings() ->
     }
 
 
-def test_runs_pages_are_followed_by_token_to_the_end_without_a_root_has_more() -> None:
-    script = Script([list_page(25, "t1"), list_page(25, "t2", 25), list_page(3, "", 50)])
-    with make_client(script, FakeClock()) as client:
-        pages = list(client.iter_runs_pages(100, 200, expand_tasks=False))
-    assert [len(p["runs"]) for p in pages] == [25, 25, 3]
-    assert [script.params(i).get("page_token") for i in range(3)] == [None, "t1", "t2"]
-    assert all(script.params(i)["expand_tasks"] == "false" for i in range(3))
-    assert all(script.params(i)["start_time_to"] == "200" for i in range(3))
-
-
-def test_repeated_page_token_raises_instead_of_looping() -> None:
-    script = Script([list_page(25, "same")])
-    with make_client(script, FakeClock()) as client, pytest.raises(ApiError, match="page token"):
-        list(client.iter_runs_pages(0, 1))
-    assert len(script.requests) == 2
-
-
 def test_runs_list_falls_back_to_limit_20_once_and_remembers() -> None:
     refused = error(
         400, "INVALID_PARAMETER_VALUE", "Invalid limit 25 - it has to be no more than 20."

@@ -16,7 +16,7 @@ from extractor.lake.export import export
 from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.plan import ExtractOptions
 from extractor.schema import TABLES
-from tests.conftest import Sim
+from tests.conftest import MakeSim, Sim
 
 deltalake = pytest.importorskip("deltalake")
 
@@ -78,7 +78,7 @@ def _delta_versions(root: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def sim(make_sim) -> Sim:  # type: ignore[no-untyped-def]
+def sim(make_sim: MakeSim) -> Sim:
     sim: Sim = make_sim(seed=21, runs=150, jobs=10)
     sim.extract()
     return sim

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import duckdb
+import pytest
 
+from extractor.errors import ApiError
+from extractor.extract import extract
 from extractor.plan import ExtractOptions
-from tests.conftest import Sim, assert_store_matches, store_rows
+from extractor.store import Store
+from tests.conftest import MakeSim, Sim, assert_store_matches, store_rows
 
 DAY_MS = 86_400_000
 
@@ -23,7 +30,7 @@ def count(sim: Sim, sql: str) -> int:
     return int(row[0])
 
 
-def test_first_extract_equals_ground_truth_exactly(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_first_extract_equals_ground_truth_exactly(make_sim: MakeSim) -> None:
     sim = make_sim(seed=11)
     result = sim.extract()
     assert result.status == "ok"
@@ -35,7 +42,7 @@ def test_first_extract_equals_ground_truth_exactly(make_sim) -> None:  # type: i
     assert count(sim, "SELECT count(*) FROM tasks") == len(truth["tasks"])
 
 
-def test_stored_raw_json_is_the_run_as_the_api_gives_it(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_stored_raw_json_is_the_run_as_the_api_gives_it(make_sim: MakeSim) -> None:
     sim = make_sim(seed=12, runs=300)
     sim.extract()
     con = duckdb.connect(str(sim.db), read_only=True)
@@ -50,7 +57,9 @@ def test_stored_raw_json_is_the_run_as_the_api_gives_it(make_sim) -> None:  # ty
         assert stored == api, run_id
 
 
-def test_incremental_extract_picks_up_new_runs_completions_repairs_and_deletions(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_extract_picks_up_new_runs_completions_repairs_and_deletions(
+    make_sim: MakeSim,
+) -> None:
     sim = make_sim(seed=13)
     sim.extract()
     was_active = set(store_rows(sim.db, "runs", ["run_id", "is_active"], "is_active").keys())
@@ -69,7 +78,7 @@ def test_incremental_extract_picks_up_new_runs_completions_repairs_and_deletions
             assert stored[run_id] == truth["runs"][run_id]
 
 
-def test_repair_weeks_later_is_found_by_the_rescan(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_repair_weeks_later_is_found_by_the_rescan(make_sim: MakeSim) -> None:
     sim = make_sim(seed=14)
     sim.extract()
     old_failed = [
@@ -93,7 +102,7 @@ def test_repair_weeks_later_is_found_by_the_rescan(make_sim) -> None:  # type: i
     assert {k[0] for k, v in history.items() if v["type"] == "REPAIR"} >= set(old_failed[:3])
 
 
-def test_deleted_run_gets_deleted_at_and_old_runs_are_kept(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_run_gets_deleted_at_and_old_runs_are_kept(make_sim: MakeSim) -> None:
     sim = make_sim(seed=15, runs=600)
     sim.extract()
     victim = sim.workspace.run_ids(
@@ -125,7 +134,7 @@ def test_deleted_run_gets_deleted_at_and_old_runs_are_kept(make_sim) -> None:  #
     assert_store_matches(sim, oldest + 3_600_000, sim.workspace.now_ms)
 
 
-def test_extracting_twice_changes_nothing_and_makes_few_requests(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_extracting_twice_changes_nothing_and_makes_few_requests(make_sim: MakeSim) -> None:
     sim = make_sim(seed=16)
     sim.extract()
     before = store_rows(sim.db, "runs", ["run_id", "end_time", "result_state", "extracted_at"])
@@ -138,3 +147,42 @@ def test_extracting_twice_changes_nothing_and_makes_few_requests(make_sim) -> No
     assert len(changed) <= active
     assert result.requests <= 10 + active + 2
     assert_store_matches(sim)
+
+
+class _LoopingApi:
+    """A workspace whose runs/list hands back the same page token forever."""
+
+    workspace_id = "42"
+    host = "https://loop.example.com"
+
+    def __init__(self) -> None:
+        self.pages = 0
+
+    def list_runs_page(self, **params: Any) -> dict[str, Any]:
+        self.pages += 1
+        return {"runs": [], "next_page_token": "same"}
+
+    def get_run(self, run_id: int, *, include_history: bool = True) -> dict[str, Any]:
+        raise AssertionError("no run is listed")
+
+    def iter_jobs(self) -> Iterator[dict[str, Any]]:
+        return iter([])
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        raise AssertionError("no job is listed")
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.pages}
+
+
+def test_a_repeated_runs_page_token_fails_the_extract_instead_of_looping(tmp_path: Path) -> None:
+    api = _LoopingApi()
+    store = Store(tmp_path / "loop.duckdb")
+    since = datetime(2025, 6, 1, tzinfo=UTC)
+    options = ExtractOptions(since=since, concurrency=1, slice_span=timedelta(days=2))
+    with pytest.raises(ApiError, match="page token it had already returned"):
+        extract(api, store, options, now=lambda: datetime(2025, 6, 2, tzinfo=UTC))
+    # It stops at the first repeated token (a few slices are in flight meanwhile).
+    assert api.pages < 20
+    with store.connect() as con:
+        assert con.execute("SELECT watermark FROM extract_state").fetchall() == []

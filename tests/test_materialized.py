@@ -16,7 +16,7 @@ from extractor.analytics.sqlfiles import materialized
 from extractor.config import resolve_workspace
 from extractor.pipeline import extract_into
 from extractor.plan import ExtractOptions
-from tests.conftest import DAY_MS, Sim, wall_clock_ms
+from tests.conftest import DAY_MS, MakeSim, Sim, wall_clock_ms
 
 
 def extract(sim: Sim, *, rescan: bool = False) -> None:
@@ -38,7 +38,7 @@ def rows(db: Path, table: str) -> list[tuple[object, ...]]:
     )
 
 
-def test_incremental_refresh_equals_a_full_rebuild(make_sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_refresh_equals_a_full_rebuild(make_sim: MakeSim, tmp_path: Path) -> None:
     sim: Sim = make_sim(seed=51, runs=200, now_ms=wall_clock_ms())
     extract(sim)
     now = sim.workspace.now_ms

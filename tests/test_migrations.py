@@ -19,7 +19,7 @@ from extractor.analytics.connect import connect
 from extractor.errors import StoreError
 from extractor.migrations import SCHEMA_HISTORY, stored_version
 from extractor.schema import SCHEMA_VERSION
-from tests.conftest import START_MS, Sim, assert_store_matches, store_rows
+from tests.conftest import START_MS, MakeSim, Sim, assert_store_matches, store_rows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-v0.duckdb"
 V0_MISSING = {
@@ -64,7 +64,9 @@ def test_schema_history_names_every_version() -> None:
     assert sorted(SCHEMA_HISTORY) == list(range(SCHEMA_VERSION + 1))
 
 
-def test_version_0_store_is_migrated_in_place_without_loss(make_sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_version_0_store_is_migrated_in_place_without_loss(
+    make_sim: MakeSim, tmp_path: Path
+) -> None:
     db = tmp_path / "old.duckdb"
     shutil.copyfile(FIXTURE, db)
     for table, column in V0_MISSING.items():

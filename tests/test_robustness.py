@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from extractor.dev.simulator import Faults
-from tests.conftest import assert_store_matches
+from tests.conftest import MakeSim, assert_store_matches
 from tests.fixtures.processes import LiveSim, make_live_sim
 
 FAST = ("--max-rps", "1000")
@@ -66,7 +66,7 @@ def test_kill_9_at_many_moments_then_run_again_converges(tmp_path: Path, chain: 
     _kill_at(tmp_path, 50 + chain, delays)
 
 
-def _fault_matrix(make_sim, seed: int, runs: int) -> None:  # type: ignore[no-untyped-def]
+def _fault_matrix(make_sim: MakeSim, seed: int, runs: int) -> None:
     faults = Faults(
         error_5xx_rate=0.05,
         html_502_rate=0.02,
@@ -84,16 +84,18 @@ def _fault_matrix(make_sim, seed: int, runs: int) -> None:  # type: ignore[no-un
     assert_store_matches(sim)
 
 
-def test_store_equals_the_api_through_5xx_html_drops_and_429s(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_store_equals_the_api_through_5xx_html_drops_and_429s(make_sim: MakeSim) -> None:
     _fault_matrix(make_sim, 61, 250)
 
 
 @pytest.mark.slow
-def test_store_equals_the_api_through_the_fault_matrix_at_scale(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_store_equals_the_api_through_the_fault_matrix_at_scale(make_sim: MakeSim) -> None:
     _fault_matrix(make_sim, 62, 1500)
 
 
-def test_forbidden_job_is_skipped_named_and_logged(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_forbidden_job_is_skipped_named_and_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_cli_errors import jobruns
 
     with make_live_sim(tmp_path, 71, runs=120, jobs=4) as live:

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from extractor.cli import cli, main
-from tests.conftest import Sim, wall_clock_ms
+from tests.conftest import MakeSim, Sim, wall_clock_ms
 
 
-def extracted(make_sim) -> Sim:  # type: ignore[no-untyped-def]
+def extracted(make_sim: MakeSim) -> Sim:
     sim: Sim = make_sim(seed=41, runs=120, now_ms=wall_clock_ms())
     result = CliRunner().invoke(
         cli,
@@ -32,7 +32,7 @@ def extracted(make_sim) -> Sim:  # type: ignore[no-untyped-def]
     return sim
 
 
-def test_status_shows_rows_watermark_and_last_extract(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_status_shows_rows_watermark_and_last_extract(make_sim: MakeSim) -> None:
     sim = extracted(make_sim)
     result = CliRunner().invoke(cli, ["status", "--db", str(sim.db), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -45,7 +45,7 @@ def test_status_shows_rows_watermark_and_last_extract(make_sim) -> None:  # type
     assert info["last_extracts"][0]["runs_new"] == 120
 
 
-def test_status_check_fails_when_the_last_success_is_too_old(make_sim) -> None:  # type: ignore[no-untyped-def]
+def test_status_check_fails_when_the_last_success_is_too_old(make_sim: MakeSim) -> None:
     sim = extracted(make_sim)
     fresh = CliRunner().invoke(cli, ["status", "--db", str(sim.db), "--check", "--max-age", "2h"])
     assert fresh.exit_code == 0, fresh.output

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from extractor.store import fetch_dicts
+
 Row = dict[str, Any]
 # A connection to a store with its views, or rows already read from them (e.g. the report's).
 Source = duckdb.DuckDBPyConnection | Sequence[Row]
@@ -43,9 +45,7 @@ SERIES = (BLUE, ORANGE, GREEN, RED, PURPLE, "#2f9ea0", "#b5734a", "#6b7b8c")
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> list[Row]:
-    cursor = con.execute(sql, list(params))
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return fetch_dicts(con, sql, params)
 
 
 def _load(source: Source, sql: str, params: Sequence[object] = ()) -> list[Row]:

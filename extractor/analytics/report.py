@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from extractor.errors import UsageError
+from extractor.store import fetch_dicts
 
 Row = dict[str, Any]
 QueryFormat = Literal["table", "csv", "json", "parquet"]
@@ -31,9 +32,7 @@ READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> list[Row]:
-    cursor = con.execute(sql, list(params))
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in cursor.fetchall()]
+    return [{k: _plain(v) for k, v in row.items()} for row in fetch_dicts(con, sql, params)]
 
 
 def _plain(value: Any) -> Any:

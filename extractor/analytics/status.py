@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from extractor.schema import TABLES
-from extractor.store import open_connection
+from extractor.store import fetch_dicts, open_connection
 
 
 @dataclass
@@ -31,11 +31,6 @@ class StoreStatus:
         return min(stamps) if stamps else None
 
 
-def _dicts(cursor: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def read_status(path: Path) -> StoreStatus:
     con = open_connection(path, read_only=True)
     try:
@@ -49,19 +44,17 @@ def read_status(path: Path) -> StoreStatus:
                 rows[table] = int(count[0]) if count else 0
         status = StoreStatus(path=path, rows=rows)
         if "extract_state" in existing:
-            status.workspaces = _dicts(
-                con.execute(
-                    "SELECT workspace_id, host, watermark, last_extract_at, last_success_at,"
-                    " last_rescan_at, last_repair_sweep_at FROM extract_state ORDER BY workspace_id"
-                )
+            status.workspaces = fetch_dicts(
+                con,
+                "SELECT workspace_id, host, watermark, last_extract_at, last_success_at,"
+                " last_rescan_at, last_repair_sweep_at FROM extract_state ORDER BY workspace_id",
             )
         if "extract_log" in existing:
-            status.last_extracts = _dicts(
-                con.execute(
-                    "SELECT workspace_id, started_at, status, runs_new, runs_changed,"
-                    " runs_refreshed, runs_deleted, requests, duration_ms, rescan"
-                    " FROM extract_log ORDER BY started_at DESC LIMIT 5"
-                )
+            status.last_extracts = fetch_dicts(
+                con,
+                "SELECT workspace_id, started_at, status, runs_new, runs_changed,"
+                " runs_refreshed, runs_deleted, requests, duration_ms, rescan"
+                " FROM extract_log ORDER BY started_at DESC LIMIT 5",
             )
         if "runs" in existing:
             counts = con.execute(

@@ -21,11 +21,11 @@ SELECT
     r.duration_ms,
     coalesce(r.attempt_number, 0) AS attempt_number,
     coalesce(r.original_attempt_run_id, r.run_id) AS logical_run_id,
-    coalesce(r.is_active, r.end_time IS NULL) AS is_active,
+    r.is_active AS is_active,
     coalesce(r.repair_count, 0) AS repair_count,
     r.task_count,
     r.run_page_url,
-    CASE WHEN coalesce(r.is_active, r.end_time IS NULL) THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
+    CASE WHEN r.is_active THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
 FROM runs AS r
 LEFT JOIN stg_result_classes AS c
     ON c.state = CASE

@@ -20,7 +20,7 @@ SELECT
     t.result_state,
     t.termination_code,
     t.termination_type,
-    coalesce(t.is_active, t.end_time IS NULL) AS is_active,
+    t.is_active AS is_active,
     t.cluster_id,
     t.compute_kind,
     t.job_cluster_key,
@@ -42,7 +42,7 @@ SELECT
     t.max_retries,
     t.timeout_seconds,
     t.iteration_count,
-    CASE WHEN coalesce(t.is_active, t.end_time IS NULL) THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
+    CASE WHEN t.is_active THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
 FROM tasks AS t
 INNER JOIN stg_runs AS r ON t.workspace_id = r.workspace_id AND t.job_run_id = r.run_id
 LEFT JOIN stg_result_classes AS c

@@ -11,7 +11,7 @@ SELECT
     i.end_time,
     i.setup_duration_ms,
     i.duration_ms,
-    coalesce(i.is_active, i.end_time IS NULL) AS is_active,
+    i.is_active AS is_active,
     i.cluster_id,
     CASE
         WHEN json_extract_string(i.raw, '$.job_cluster_key') IS NOT NULL THEN 'job_cluster'
@@ -41,7 +41,7 @@ SELECT
             THEN 'autoscale_midpoint'
     END AS workers_basis,
     json_extract_string(i.raw, '$.new_cluster.runtime_engine') AS runtime_engine,
-    CASE WHEN coalesce(i.is_active, i.end_time IS NULL) THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
+    CASE WHEN i.is_active THEN 'active' ELSE coalesce(c.outcome, 'other') END AS outcome
 FROM task_iterations AS i
 INNER JOIN stg_runs AS r ON i.workspace_id = r.workspace_id AND i.job_run_id = r.run_id
 LEFT JOIN stg_result_classes AS c
