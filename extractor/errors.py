@@ -19,6 +19,10 @@ class UsageError(JobrunsError):
     exit_code = 2
 
 
+class InputError(JobrunsError):
+    """A file given to jobruns (a billing export, a rate card) is not what it must be."""
+
+
 class ConfigError(UsageError):
     """Host, credentials or profile missing or inconsistent."""
 

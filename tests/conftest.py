@@ -3,6 +3,7 @@ and the comparison of a store with the simulator's ground truth."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from extractor.analytics.views import create_views
+from extractor.cli import main
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
@@ -215,3 +217,18 @@ def views_con(views_store: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnecti
         views_store.execute(f"DELETE FROM {table}")
     views_store.execute("INSERT INTO rate_card SELECT * FROM shipped_rates")
     return views_store
+
+
+def jobruns(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the console entry in-process: (exit code, stdout + stderr)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out = capsys.readouterr()
+    text = " ".join((out.out + out.err).split())
+    assert "Traceback" not in text
+    return code, text

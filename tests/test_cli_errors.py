@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from extractor.cli import main
 from extractor.dev.simulator import SimServer, Workspace, serve
 from extractor.store import Store
-from tests.conftest import START_MS
+from tests.conftest import START_MS, jobruns
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +18,6 @@ def server() -> object:
     sim = serve(Workspace.generate(3, jobs=3, runs=20, now_ms=START_MS))
     yield sim
     sim.stop()
-
-
-def jobruns(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run the console entry in-process: (exit code, stdout + stderr)."""
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    out = capsys.readouterr()
-    text = " ".join((out.out + out.err).split())
-    assert "Traceback" not in text
-    return code, text
 
 
 def test_missing_host_says_how_to_set_it(

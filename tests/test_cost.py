@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from extractor.analytics.cost import import_billing, import_list_prices, import_rates, parse_rates
-from extractor.errors import UsageError
-from tests.conftest import sample_path
+from extractor.analytics.views import create_views
+from extractor.errors import InputError, UsageError
+from extractor.store import Store
+from tests.conftest import jobruns, sample_path
 
 BILLING_CSV = """record_id,workspace_id,account_id,sku_name,cloud,usage_start_time,usage_end_time,usage_unit,usage_quantity,usage_metadata,record_type
 r1,ws1,acc,PREMIUM_JOBS_COMPUTE,AWS,2025-06-02 10:00:00+00,2025-06-02 11:00:00+00,DBU,4.0,"{""job_id"": ""1"", ""job_run_id"": ""100""}",ORIGINAL
@@ -106,9 +110,9 @@ def test_parquet_export_with_struct_columns_imports(con, tmp_path):
     ]
 
 
-def test_import_of_a_file_that_is_not_a_billing_export_is_a_usage_error(con, tmp_path):
+def test_import_of_a_file_that_is_not_a_billing_export_is_refused(con, tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(UsageError, match="missing columns: workspace_id"):
+    with pytest.raises(InputError, match=r"system\.billing\.usage; missing columns: workspace_id"):
         import_billing(con, tmp_path / "x.csv")
     with pytest.raises(UsageError, match="no such file"):
         import_billing(con, tmp_path / "absent.csv")
@@ -144,3 +148,53 @@ def test_shipped_rate_card_cites_its_source_and_date(con):
         "SELECT DISTINCT source FROM rate_card WHERE kind = 'node_type'"
     ).fetchall()
     assert all("pricing" in s[0] and "approximation" in s[0] for s in sources)
+
+
+def test_billing_and_rates_import_through_the_cli_refresh_costs_and_repeat_without_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "store.duckdb"
+    store = Store(db)
+    store.initialize()
+    with store.connect() as con:
+        create_views(con)
+        add_billed_run(con)
+    usage, prices = tmp_path / "usage.csv", tmp_path / "prices.csv"
+    usage.write_text(BILLING_CSV)
+    prices.write_text(PRICES_CSV)
+    for _ in range(2):  # the same files twice change nothing
+        code, out = jobruns(capsys, "billing", "import", str(usage), "--db", str(db))
+        assert (code, "imported 3 usage rows" in out) == (0, True), out
+        code, out = jobruns(capsys, "billing", "import", str(prices), "--prices", "--db", str(db))
+        assert (code, "imported 2 price rows" in out) == (0, True), out
+    capsys.readouterr()
+    from extractor.cli import main
+
+    try:
+        main(
+            ["query", "SELECT cost_source, cost FROM run_cost", "--db", str(db), "--format", "json"]
+        )
+    except SystemExit as exc:
+        assert exc.code == 0
+    output = capsys.readouterr().out
+    # 4 - 4 + 3 DBU billed at the effective list price of June (0.25): the materialized cost rows
+    # were refreshed by the import.
+    assert json.loads(output) == [{"cost_source": "billing", "cost": 0.75}]
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM billing_usage").fetchone() == (3,)
+        assert con.execute("SELECT count(*) FROM list_prices").fetchone() == (2,)
+
+    rates = tmp_path / "rates.csv"
+    rates.write_text("kind,cloud,name,value\nsku,AWS,PREMIUM_JOBS_COMPUTE,0.5\n")
+    code, out = jobruns(capsys, "rates", "import", str(rates), "--db", str(db))
+    assert (code, "imported 1 rates" in out) == (0, True), out
+
+
+def test_billing_import_of_a_file_with_missing_columns_exits_1_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("record_id,workspace_id\nr1,ws1\n")
+    code, out = jobruns(capsys, "billing", "import", str(bad), "--db", str(tmp_path / "s.duckdb"))
+    assert code == 1
+    assert "missing columns: sku_name, usage_start_time, usage_quantity" in out

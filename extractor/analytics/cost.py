@@ -19,7 +19,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from extractor.analytics.materialize import has_materialized, refresh_materialized
-from extractor.errors import UsageError
+from extractor.errors import InputError, UsageError
 from extractor.schema import KEYS, TABLES, row_count, table_ddl, table_names
 
 RATE_COLUMNS = ("kind", "cloud", "name", "value", "currency", "source", "as_of")
@@ -265,6 +265,10 @@ def _list_price_expressions(types: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+# The system table each import reads an export of.
+_SOURCE = {"billing_usage": "usage", "list_prices": "list_prices"}
+
+
 def _import(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
@@ -279,8 +283,8 @@ def _import(
     types = _source_columns(con, source)
     missing = [c for c in required if c not in types]
     if missing:
-        raise UsageError(
-            f"{path}: not an export of system.billing.{table}; missing columns: {', '.join(missing)}"
+        raise InputError(
+            f"{path}: not an export of system.billing.{_SOURCE[table]}; missing columns: {', '.join(missing)}"
         )
     exprs = expressions(types)
     select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
