@@ -1,0 +1,1 @@
+"""Data shipped with the package: the rate card, node facts and the sources they are built from."""
