@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from extractor.analytics.cost import parse_rates, shipped_rate_card_text
 from extractor.analytics.rates import (
     family_of,
     infer_dbu_rate,
     load_node_facts,
     size_of,
 )
-from extractor.cost import parse_rates, shipped_rate_card_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "extractor" / "data" / "sources"

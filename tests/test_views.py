@@ -179,8 +179,9 @@ def test_each_cluster_instance_of_a_run_is_costed_separately(con):
     assert run["cost_est"] == pytest.approx(4.5 * 0.15)
 
 
-def test_autoscale_cluster_assumes_midpoint_workers_and_photon_doubles_dbus(con):
-    # autoscale 2..6 -> 4 workers; (1 + 4) x 1.0 DBU/h x 2 (Photon) x 0.5 h = 5 DBU -> $0.75.
+def test_autoscale_cluster_assumes_midpoint_workers_and_photon_multiplies_dbus(con):
+    # autoscale 2..6 -> 4 workers; (1 + 4) x 1.0 DBU/h x 2.9 (Photon, AWS jobs compute) x 0.5 h
+    # = 7.25 DBU -> x $0.15 = $1.0875.
     add_run(con, 100, minutes=30)
     add_task(
         con,
@@ -198,8 +199,23 @@ def test_autoscale_cluster_assumes_midpoint_workers_and_photon_doubles_dbus(con)
     )
     assert inst["workers_est"] == 4
     assert inst["workers_basis"] == "autoscale_midpoint"
-    assert inst["dbus_est"] == pytest.approx(5.0)
-    assert inst["cost_est"] == pytest.approx(0.75)
+    assert inst["dbus_est"] == pytest.approx(7.25)
+    assert inst["cost_est"] == pytest.approx(1.0875)
+
+
+def test_photon_on_an_all_purpose_cluster_uses_the_all_purpose_factor(con):
+    # 1 driver + 2 workers at 1.0 DBU/h x 2.0 (Photon, AWS all-purpose) x 1 h = 6 DBU x $0.55.
+    add_run(con, 100)
+    add_task(
+        con,
+        101,
+        100,
+        kind="existing_cluster",
+        cluster_id="ap-1",
+        existing_cluster_id="ap-1",
+        runtime_engine="PHOTON",
+    )
+    assert one(con, "SELECT cost_est FROM run_cost")["cost_est"] == pytest.approx(3.3)
 
 
 def test_existing_cluster_uses_all_purpose_price_for_busy_time(con):

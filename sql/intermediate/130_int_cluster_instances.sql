@@ -37,9 +37,17 @@ priced AS (
         w.value AS worker_dbu_per_hour,
         d.value AS driver_dbu_per_hour,
         CASE
+            -- Photon burns more DBU/h per cloud and compute type; then the cloud's plain
+            -- 'photon' factor, then one for any cloud (cloud NULL, e.g. a user's import).
             WHEN i.is_photon THEN coalesce(
                 (SELECT max(m.value) FROM stg_rate_card AS m
-                 WHERE m.kind = 'multiplier' AND m.name = 'photon'),
+                 WHERE m.kind = 'multiplier' AND m.cloud = w.cloud
+                   AND m.name = CASE WHEN i.compute_kind = 'existing_cluster'
+                                     THEN 'photon_all_purpose' ELSE 'photon_jobs' END),
+                (SELECT max(m.value) FROM stg_rate_card AS m
+                 WHERE m.kind = 'multiplier' AND m.cloud = w.cloud AND m.name = 'photon'),
+                (SELECT max(m.value) FROM stg_rate_card AS m
+                 WHERE m.kind = 'multiplier' AND m.cloud IS NULL AND m.name = 'photon'),
                 1.0
             )
             ELSE 1.0
