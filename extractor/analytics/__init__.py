@@ -1,1 +1,1 @@
-"""Pure analytics helpers over extracted data: no I/O beyond packaged files, no DuckDB."""
+"""What the store answers: views, cost, reports, charts, status, and the notebooks' connection."""
