@@ -1,0 +1,1 @@
+"""Analyses over extracted runs that need no database: pure functions of API fields."""
