@@ -287,6 +287,50 @@ class Store:
             con.unregister("listed_keys")
         return len(row)
 
+    def clusters_to_fetch(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        used: Iterable[str],
+        stale_before: datetime,
+    ) -> list[str]:
+        """All-purpose clusters to read with clusters/get: those `used` by runs just stored
+        whose row is missing or older than `stale_before`, and any cluster a stored task names
+        that has no row at all (a store written before the clusters table existed)."""
+        con.register(
+            "used_clusters", pa.table({"cluster_id": pa.array(sorted(set(used)), pa.string())})
+        )
+        try:
+            rows = con.execute(
+                "SELECT cluster_id FROM used_clusters u WHERE NOT EXISTS (SELECT 1 FROM clusters c"
+                " WHERE c.workspace_id = ? AND c.cluster_id = u.cluster_id AND c.fetched_at >= ?)"
+                " UNION SELECT DISTINCT existing_cluster_id FROM tasks t WHERE workspace_id = ?"
+                " AND existing_cluster_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c"
+                " WHERE c.workspace_id = t.workspace_id AND c.cluster_id = t.existing_cluster_id)"
+                " ORDER BY 1",
+                [workspace_id, stale_before, workspace_id],
+            ).fetchall()
+        finally:
+            con.unregister("used_clusters")
+        return [str(r[0]) for r in rows]
+
+    def upsert_clusters(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, clusters: pa.Table
+    ) -> None:
+        """Replace the given clusters' rows by key."""
+        if clusters.num_rows == 0:
+            return
+        con.register("cluster_keys", pa.table({"cluster_id": clusters.column("cluster_id")}))
+        try:
+            con.execute(
+                "DELETE FROM clusters WHERE workspace_id = ?"
+                " AND cluster_id IN (SELECT cluster_id FROM cluster_keys)",
+                [workspace_id],
+            )
+        finally:
+            con.unregister("cluster_keys")
+        insert_arrow(con, "clusters", clusters)
+
     def job_signatures(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[int, str]:
         """The listing hash of every stored, not deleted job."""
         rows = con.execute(
