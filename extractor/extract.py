@@ -436,7 +436,8 @@ class Extraction:
         if not self._clusters:
             return
         with self.store.transaction() as con:
-            self.store.upsert_clusters(
+            # Runs costed from a cluster's row are recomputed when that row changes.
+            self.result.changed_run_ids |= self.store.upsert_clusters(
                 con,
                 self.workspace_id,
                 flatten_clusters(self._clusters, self.workspace_id, self.now()),

@@ -316,20 +316,35 @@ class Store:
 
     def upsert_clusters(
         self, con: duckdb.DuckDBPyConnection, workspace_id: str, clusters: pa.Table
-    ) -> None:
-        """Replace the given clusters' rows by key."""
+    ) -> set[int]:
+        """Replace the given clusters' rows by key. Returns the job runs whose cost may change:
+        those with a task on a cluster that is new or whose node types, size or engine changed."""
         if clusters.num_rows == 0:
-            return
+            return set()
+        con.register("cluster_batch", clusters)
         con.register("cluster_keys", pa.table({"cluster_id": clusters.column("cluster_id")}))
         try:
+            rows = con.execute(
+                "SELECT DISTINCT t.job_run_id FROM tasks t JOIN cluster_batch b"
+                " ON t.existing_cluster_id = b.cluster_id LEFT JOIN clusters c"
+                " ON c.workspace_id = t.workspace_id AND c.cluster_id = b.cluster_id"
+                " WHERE t.workspace_id = ? AND (c.cluster_id IS NULL"
+                " OR (c.node_type_id, c.driver_node_type_id, c.num_workers, c.autoscale_min_workers,"
+                " c.autoscale_max_workers, c.runtime_engine) IS DISTINCT FROM (b.node_type_id,"
+                " b.driver_node_type_id, b.num_workers, b.autoscale_min_workers,"
+                " b.autoscale_max_workers, b.runtime_engine))",
+                [workspace_id],
+            ).fetchall()
             con.execute(
                 "DELETE FROM clusters WHERE workspace_id = ?"
                 " AND cluster_id IN (SELECT cluster_id FROM cluster_keys)",
                 [workspace_id],
             )
         finally:
+            con.unregister("cluster_batch")
             con.unregister("cluster_keys")
         insert_arrow(con, "clusters", clusters)
+        return {int(r[0]) for r in rows}
 
     def job_signatures(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[int, str]:
         """The listing hash of every stored, not deleted job."""
