@@ -297,21 +297,18 @@ class Store:
         """All-purpose clusters to read with clusters/get: those `used` by runs just stored
         whose row is missing or older than `stale_before`, and any cluster a stored task names
         that has no row at all (a store written before the clusters table existed)."""
-        con.register(
-            "used_clusters", pa.table({"cluster_id": pa.array(sorted(set(used)), pa.string())})
-        )
-        try:
-            rows = con.execute(
-                "SELECT cluster_id FROM used_clusters u WHERE NOT EXISTS (SELECT 1 FROM clusters c"
-                " WHERE c.workspace_id = ? AND c.cluster_id = u.cluster_id AND c.fetched_at >= ?)"
-                " UNION SELECT DISTINCT existing_cluster_id FROM tasks t WHERE workspace_id = ?"
-                " AND existing_cluster_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c"
-                " WHERE c.workspace_id = t.workspace_id AND c.cluster_id = t.existing_cluster_id)"
-                " ORDER BY 1",
-                [workspace_id, stale_before, workspace_id],
-            ).fetchall()
-        finally:
-            con.unregister("used_clusters")
+        # A list parameter, not a registered Arrow table: this read runs outside the write
+        # lock, beside other workspaces' writers in this process.
+        rows = con.execute(
+            "SELECT cluster_id FROM unnest(?::VARCHAR[]) AS u(cluster_id) WHERE NOT EXISTS"
+            " (SELECT 1 FROM clusters c WHERE c.workspace_id = ? AND c.cluster_id = u.cluster_id"
+            " AND c.fetched_at >= ?)"
+            " UNION SELECT DISTINCT existing_cluster_id FROM tasks t WHERE workspace_id = ?"
+            " AND existing_cluster_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c"
+            " WHERE c.workspace_id = t.workspace_id AND c.cluster_id = t.existing_cluster_id)"
+            " ORDER BY 1",
+            [sorted(set(used)), workspace_id, stale_before, workspace_id],
+        ).fetchall()
         return [str(r[0]) for r in rows]
 
     def upsert_clusters(
