@@ -42,6 +42,7 @@ RUNS_LIST: Final = "/api/2.2/jobs/runs/list"
 RUNS_GET: Final = "/api/2.2/jobs/runs/get"
 JOBS_LIST: Final = "/api/2.2/jobs/list"
 JOBS_GET: Final = "/api/2.2/jobs/get"
+CLUSTERS_GET: Final = "/api/2.1/clusters/get"
 OAUTH_TOKEN: Final = "/oidc/v1/token"
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
@@ -314,6 +315,10 @@ class JobsClient:
                 merged.setdefault("settings", {}), page.get("settings") or {}, JOB_SETTINGS_ARRAYS
             )
         return merged
+
+    def get_cluster(self, cluster_id: str) -> JsonDict:
+        """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""
+        return self._get(CLUSTERS_GET, {"cluster_id": cluster_id})
 
     # -- paging helpers --------------------------------------------------------------------------
 

@@ -17,13 +17,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from extractor.client import strip_paging
 from extractor.errors import ApiError, NotFoundError, PermissionDeniedError
 from extractor.flatten import (
     RunBundle,
+    flatten_clusters,
     flatten_jobs,
     flatten_runs,
     is_active,
@@ -35,6 +36,9 @@ from extractor.schema import STATE_TABLES
 from extractor.store import LOCK_WAIT_S, RunSignature, Store
 
 log = logging.getLogger("jobruns.extract")
+
+# An all-purpose cluster's spec changes rarely: clusters/get is asked at most once a day each.
+CLUSTER_REFRESH = timedelta(hours=24)
 
 
 class JobsApi(Protocol):
@@ -60,6 +64,8 @@ class JobsApi(Protocol):
     def iter_jobs(self) -> Iterator[dict[str, Any]]: ...
 
     def get_job(self, job_id: int) -> dict[str, Any]: ...
+
+    def get_cluster(self, cluster_id: str) -> dict[str, Any]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -90,6 +96,7 @@ class ExtractResult:
     runs_refreshed: int = 0
     runs_deleted: int = 0
     jobs_seen: int = 0
+    clusters_fetched: int = 0
     skipped_runs: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     message: str = ""
@@ -181,6 +188,9 @@ class Extraction:
         self._unknown_logged: set[tuple[str, str]] = set()
         self._done: set[int] = set()
         self._vanished: list[int] = []
+        # existing_cluster_id of the tasks stored so far, and what clusters/get said of each.
+        self._clusters_used: set[str] = set()
+        self._clusters: dict[str, dict[str, Any] | str] = {}
 
     # -- the story ---------------------------------------------------------------------
 
@@ -258,7 +268,9 @@ class Extraction:
         runs that need completing and the formerly active runs. Writes stay on this thread.
 
         Each request is queued with the handler of its answer (`_on_page`, `_on_jobs`,
-        `_on_job`, `_on_run`); the loop below only feeds the pool and calls handlers.
+        `_on_job`, `_on_run`, `_on_cluster`); the loops below only feed the pool and call
+        handlers. The all-purpose clusters are read once every run is stored, when the
+        clusters the runs used are all known.
         """
         with self.store.connect() as con:
             stored = [
@@ -287,7 +299,11 @@ class Extraction:
                 handler(fut)
                 self._report(phase, reading.fraction_read())
                 self._maybe_flush()
-        self._flush()
+            self._flush()
+            self._queue_clusters()
+            for fut, handler in work.results():
+                handler(fut)
+        self._store_clusters()
         self._sweep_deletions(reading)
         self._store_jobs(reading, t0)
 
@@ -347,6 +363,29 @@ class Extraction:
         except PermissionDeniedError:
             self._reading.full_jobs.append(listed)
 
+    def _queue_clusters(self) -> None:
+        with self.store.connect() as con:
+            todo = self.store.clusters_to_fetch(
+                con, self.workspace_id, self._clusters_used, self.now() - CLUSTER_REFRESH
+            )
+        for cluster_id in todo:
+            call = functools.partial(self.client.get_cluster, cluster_id)
+            self._work.add_run(call, functools.partial(self._on_cluster, cluster_id))
+
+    def _on_cluster(self, cluster_id: str, fut: Future[Any]) -> None:
+        """A cluster's spec, or why the API refused it: stored either way, so a deleted or
+        forbidden cluster is asked again only a day later."""
+        try:
+            self._clusters[cluster_id] = fut.result()
+        except NotFoundError:
+            self._clusters[cluster_id] = "not found"
+        except PermissionDeniedError:
+            self._clusters[cluster_id] = "permission denied"
+        except ApiError as exc:
+            # The runs are stored already; a cluster that failed is read at the next extract.
+            log.warning("could not read cluster %s: %s", cluster_id, exc)
+            self.result.errors.append(str(exc))
+
     def _on_refresh(self, run_id: int, stub: dict[str, Any], fut: Future[Any]) -> None:
         self.result.runs_refreshed += 1
         self._on_run(run_id, stub, fut)
@@ -392,6 +431,18 @@ class Extraction:
                     con, self.workspace_id, gone, self.now()
                 )
                 self.result.changed_run_ids.update(gone)
+
+    def _store_clusters(self) -> None:
+        if not self._clusters:
+            return
+        with self.store.transaction() as con:
+            # Runs costed from a cluster's row are recomputed when that row changes.
+            self.result.changed_run_ids |= self.store.upsert_clusters(
+                con,
+                self.workspace_id,
+                flatten_clusters(self._clusters, self.workspace_id, self.now()),
+            )
+        self.result.clusters_fetched = len(self._clusters)
 
     def _store_jobs(self, reading: _Reading, t0: int) -> None:
         hashes = {int(j["job_id"]): job_signature(j) for j in reading.listed_jobs}
@@ -471,6 +522,9 @@ class Extraction:
         with self.store.transaction() as con:
             self.store.upsert_runs(con, self.workspace_id, flat)
         self.result.changed_run_ids.update(flat.runs.column("run_id").to_pylist())
+        self._clusters_used.update(
+            c for c in flat.tasks.column("existing_cluster_id").to_pylist() if c is not None
+        )
         self._buffer = []
 
     def _write_log(self, result: ExtractResult) -> None:

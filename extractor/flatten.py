@@ -535,3 +535,43 @@ def flatten_jobs(
             }
         )
     return cols.to_arrow()
+
+
+def flatten_clusters(
+    clusters: Mapping[str, Mapping[str, Any] | str],
+    workspace_id: str,
+    fetched_at: datetime,
+) -> pa.Table:
+    """Flatten clusters/get answers into the `clusters` table.
+
+    Each cluster id maps to its ClusterDetails, or to the reason the API refused it (a row with
+    only `error` set, so that the refusal is not asked again at every extract).
+    """
+    cols = _Columns("clusters")
+    fetched_ms = int(fetched_at.timestamp() * 1000)
+    for cluster_id, answer in clusters.items():
+        row: dict[str, Any] = {
+            "workspace_id": workspace_id,
+            "cluster_id": cluster_id,
+            "fetched_at": fetched_ms,
+        }
+        if isinstance(answer, str):
+            row["error"] = answer
+        else:
+            autoscale = answer.get("autoscale") or {}
+            row |= {
+                "cluster_name": answer.get("cluster_name"),
+                "node_type_id": answer.get("node_type_id"),
+                "driver_node_type_id": answer.get("driver_node_type_id")
+                or answer.get("node_type_id"),
+                "num_workers": None if autoscale else _int(answer.get("num_workers")),
+                "autoscale_min_workers": _int(autoscale.get("min_workers")),
+                "autoscale_max_workers": _int(autoscale.get("max_workers")),
+                "runtime_engine": answer.get("runtime_engine"),
+                "cluster_source": answer.get("cluster_source"),
+                "state": answer.get("state"),
+                "spark_version": answer.get("spark_version"),
+                "raw": dumps(answer),
+            }
+        cols.add(row)
+    return cols.to_arrow()

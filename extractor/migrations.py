@@ -12,7 +12,7 @@ from collections.abc import Callable
 import duckdb
 
 from extractor.errors import StoreError
-from extractor.schema import ALL_TABLES, SCHEMA_VERSION, create_tables
+from extractor.schema import ALL_TABLES, SCHEMA_VERSION, create_tables, table_ddl
 
 log = logging.getLogger("jobruns.migrations")
 
@@ -21,6 +21,7 @@ SCHEMA_HISTORY: dict[int, str] = {
     0: "pre-release layout: no tasks.iteration_count, jobs.listing_hash, "
     "task_iterations.state_message or extract_state.last_repair_sweep_at",
     1: "first release: the tables of extractor.schema and extractor.schema.STATE_TABLES",
+    2: "the clusters table (clusters/get of the all-purpose clusters job tasks ran on)",
 }
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -50,8 +51,13 @@ def _v0_to_v1(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the clusters table, empty: the next extract reads the clusters its tasks used."""
+    con.execute(table_ddl("clusters"))
+
+
 # MIGRATIONS[n] moves a store from version n - 1 to version n.
-MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1}
+MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1, 2: _v1_to_v2}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Keys are part of every table; workspace_id is the numeric workspace id as text (or the host).
 TABLES: dict[str, dict[str, str]] = {
@@ -150,6 +150,25 @@ TABLES: dict[str, dict[str, str]] = {
         "raw": "JSON",
         "extracted_at": "TIMESTAMPTZ",
     },
+    # All-purpose clusters that job tasks ran on (existing_cluster_id), as clusters/get told at
+    # fetched_at; `error` says why the API refused ('not found', 'permission denied').
+    "clusters": {
+        "workspace_id": "VARCHAR",
+        "cluster_id": "VARCHAR",
+        "cluster_name": "VARCHAR",
+        "node_type_id": "VARCHAR",
+        "driver_node_type_id": "VARCHAR",
+        "num_workers": "INTEGER",
+        "autoscale_min_workers": "INTEGER",
+        "autoscale_max_workers": "INTEGER",
+        "runtime_engine": "VARCHAR",
+        "cluster_source": "VARCHAR",
+        "state": "VARCHAR",
+        "spark_version": "VARCHAR",
+        "fetched_at": "TIMESTAMPTZ",
+        "error": "VARCHAR",
+        "raw": "JSON",
+    },
     # Prices and DBU rates used to estimate cost (seeded from extractor/data/rate_card.csv).
     # kind: 'node_type' (value = DBU/h of one node), 'sku' (value = price per DBU in `currency`),
     # 'multiplier' (name 'photon': factor on DBU/h of Photon clusters). cloud NULL = any cloud.
@@ -212,6 +231,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "repair_history": ("workspace_id", "job_run_id", "repair_id"),
     "task_iterations": ("workspace_id", "run_id"),
     "jobs": ("workspace_id", "job_id"),
+    "clusters": ("workspace_id", "cluster_id"),
     "rate_card": ("kind", "cloud", "name"),
     "billing_usage": ("workspace_id", "record_id"),
     "list_prices": (

@@ -287,6 +287,62 @@ class Store:
             con.unregister("listed_keys")
         return len(row)
 
+    def clusters_to_fetch(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        used: Iterable[str],
+        stale_before: datetime,
+    ) -> list[str]:
+        """All-purpose clusters to read with clusters/get: those `used` by runs just stored
+        whose row is missing or older than `stale_before`, and any cluster a stored task names
+        that has no row at all (a store written before the clusters table existed)."""
+        # A list parameter, not a registered Arrow table: this read runs outside the write
+        # lock, beside other workspaces' writers in this process.
+        rows = con.execute(
+            "SELECT cluster_id FROM unnest(?::VARCHAR[]) AS u(cluster_id) WHERE NOT EXISTS"
+            " (SELECT 1 FROM clusters c WHERE c.workspace_id = ? AND c.cluster_id = u.cluster_id"
+            " AND c.fetched_at >= ?)"
+            " UNION SELECT DISTINCT existing_cluster_id FROM tasks t WHERE workspace_id = ?"
+            " AND existing_cluster_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c"
+            " WHERE c.workspace_id = t.workspace_id AND c.cluster_id = t.existing_cluster_id)"
+            " ORDER BY 1",
+            [sorted(set(used)), workspace_id, stale_before, workspace_id],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def upsert_clusters(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, clusters: pa.Table
+    ) -> set[int]:
+        """Replace the given clusters' rows by key. Returns the job runs whose cost may change:
+        those with a task on a cluster that is new or whose node types, size or engine changed."""
+        if clusters.num_rows == 0:
+            return set()
+        con.register("cluster_batch", clusters)
+        con.register("cluster_keys", pa.table({"cluster_id": clusters.column("cluster_id")}))
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT t.job_run_id FROM tasks t JOIN cluster_batch b"
+                " ON t.existing_cluster_id = b.cluster_id LEFT JOIN clusters c"
+                " ON c.workspace_id = t.workspace_id AND c.cluster_id = b.cluster_id"
+                " WHERE t.workspace_id = ? AND (c.cluster_id IS NULL"
+                " OR (c.node_type_id, c.driver_node_type_id, c.num_workers, c.autoscale_min_workers,"
+                " c.autoscale_max_workers, c.runtime_engine) IS DISTINCT FROM (b.node_type_id,"
+                " b.driver_node_type_id, b.num_workers, b.autoscale_min_workers,"
+                " b.autoscale_max_workers, b.runtime_engine))",
+                [workspace_id],
+            ).fetchall()
+            con.execute(
+                "DELETE FROM clusters WHERE workspace_id = ?"
+                " AND cluster_id IN (SELECT cluster_id FROM cluster_keys)",
+                [workspace_id],
+            )
+        finally:
+            con.unregister("cluster_batch")
+            con.unregister("cluster_keys")
+        insert_arrow(con, "clusters", clusters)
+        return {int(r[0]) for r in rows}
+
     def job_signatures(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[int, str]:
         """The listing hash of every stored, not deleted job."""
         rows = con.execute(

@@ -92,6 +92,34 @@ def test_version_0_store_is_migrated_in_place_without_loss(
     assert_store_matches(sim)
 
 
+def test_version_1_store_gets_the_clusters_table_and_keeps_its_rows(make_sim: MakeSim) -> None:
+    sim = make_sim(SEED, runs=RUNS, jobs=3)
+    sim.extract()
+    con = duckdb.connect(str(sim.db))
+    con.execute("DROP TABLE clusters")
+    con.execute("UPDATE jobruns_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    before = store_rows(sim.db, "runs", ["run_id", "end_time"])
+
+    sim.store.initialize()
+    assert "cluster_id" in _columns(sim.db, "clusters")
+    con = duckdb.connect(str(sim.db), read_only=True)
+    assert stored_version(con) == SCHEMA_VERSION == 2
+    con.close()
+    assert store_rows(sim.db, "runs", ["run_id", "end_time"]) == before
+    # The next extract reads the clusters the stored tasks name, though no run changed.
+    result = sim.extract()
+    assert result.status == "ok" and result.runs_new == 0
+    assert result.clusters_fetched == len(
+        {
+            r[0]
+            for r in duckdb.connect(str(sim.db), read_only=True)
+            .execute("SELECT existing_cluster_id FROM tasks WHERE existing_cluster_id IS NOT NULL")
+            .fetchall()
+        }
+    )
+
+
 def test_old_store_can_be_read_before_it_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "old.duckdb"
     shutil.copyfile(FIXTURE, db)

@@ -319,3 +319,33 @@ def test_served_shapes_match_the_samples(sim: SimServer) -> None:
         extra = served.get(kind, set()) - sample.get(kind, set()) - allowed_extra.get(kind, set())
         assert not missing, (kind, missing)
         assert not extra, (kind, extra)
+
+
+CLUSTERS_GET = "/api/2.1/clusters/get"
+
+
+def test_clusters_get_body_round_trips_through_the_sdk(sim: SimServer) -> None:
+    from databricks.sdk.service.compute import ClusterDetails
+
+    from extractor.dev.simulator._catalog import ALL_PURPOSE_CLUSTERS
+
+    shapes = set()
+    for cluster_id in ALL_PURPOSE_CLUSTERS:
+        r = get(sim, CLUSTERS_GET, cluster_id=cluster_id)
+        assert r.status_code == 200
+        body = r.json()
+        assert body == get(sim, CLUSTERS_GET, cluster_id=cluster_id).json()  # deterministic
+        assert ClusterDetails.from_dict(body).as_dict() == body
+        assert body["cluster_source"] == "UI" and body["state"] in ("RUNNING", "TERMINATED")
+        assert body["runtime_engine"] in ("STANDARD", "PHOTON")
+        shapes.add("autoscale" if "autoscale" in body else "fixed")
+    assert shapes == {"autoscale", "fixed"}
+
+
+def test_clusters_get_of_unknown_cluster_is_400_like_the_api(sim: SimServer) -> None:
+    r = get(sim, CLUSTERS_GET, cluster_id="0000-000000-nothere")
+    assert r.status_code == 400
+    assert r.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Cluster 0000-000000-nothere does not exist",
+    }

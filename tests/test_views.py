@@ -225,6 +225,84 @@ def test_existing_cluster_uses_all_purpose_price_for_busy_time(con):
     assert one(con, "SELECT cost_est FROM run_cost")["cost_est"] == pytest.approx(1.65)
 
 
+def add_cluster(con: duckdb.DuckDBPyConnection, cluster_id: str = "ap-1", **extra: Any) -> None:
+    row: dict[str, Any] = {
+        "workspace_id": "ws1",
+        "cluster_id": cluster_id,
+        "node_type_id": "i3.xlarge",
+        "driver_node_type_id": "i3.xlarge",
+        "num_workers": 2,
+        "runtime_engine": "STANDARD",
+        "cluster_source": "UI",
+        "state": "RUNNING",
+        "fetched_at": NOW,
+    }
+    row.update(extra)
+    insert(con, "clusters", **row)
+
+
+def add_all_purpose_task(con: duckdb.DuckDBPyConnection, run_id: int, job_run_id: int) -> None:
+    # As the Jobs API gives it: the cluster's id, no node types.
+    add_task(
+        con,
+        run_id,
+        job_run_id,
+        kind="existing_cluster",
+        cluster_id="ap-1",
+        existing_cluster_id="ap-1",
+        node=None,
+        workers=None,
+    )
+
+
+def test_all_purpose_task_takes_node_types_from_the_clusters_row(con):
+    # clusters/get: i3.xlarge driver + 2 workers at 1.0 DBU/h = 3 DBU/h x 1 h busy x $0.55.
+    add_run(con, 100)
+    add_all_purpose_task(con, 101, 100)
+    add_cluster(con)
+    inst = one(con, "SELECT node_type_id, workers_basis, cost_est FROM int_cluster_instances")
+    assert inst["node_type_id"] == "i3.xlarge" and inst["workers_basis"] == "fixed"
+    run = one(con, "SELECT cost_est, cost_null_reason FROM run_cost")
+    assert run["cost_est"] == pytest.approx(1.65) and run["cost_null_reason"] is None
+
+
+def test_autoscaled_photon_all_purpose_cluster_uses_midpoint_and_photon(con):
+    # autoscale 1..3 -> 2 workers; (1 + 2) x 1.0 DBU/h x 2.0 (Photon all-purpose) x 1 h x $0.55.
+    add_run(con, 100)
+    add_all_purpose_task(con, 101, 100)
+    add_cluster(
+        con,
+        num_workers=None,
+        autoscale_min_workers=1,
+        autoscale_max_workers=3,
+        runtime_engine="PHOTON",
+    )
+    inst = one(con, "SELECT workers_est, workers_basis, is_photon FROM int_cluster_instances")
+    assert inst == {"workers_est": 2, "workers_basis": "autoscale_midpoint", "is_photon": True}
+    assert one(con, "SELECT cost_est FROM run_cost")["cost_est"] == pytest.approx(3.3)
+
+
+def test_all_purpose_cluster_the_api_refused_keeps_node_types_unknown(con):
+    add_run(con, 100)
+    add_all_purpose_task(con, 101, 100)
+    add_cluster(
+        con, node_type_id=None, driver_node_type_id=None, num_workers=None, error="not found"
+    )
+    run = one(con, "SELECT cost_est, cost_null_reason FROM run_cost")
+    assert run["cost_est"] is None
+    assert run["cost_null_reason"] == "all-purpose cluster: node types unknown"
+
+
+def test_partial_refresh_reads_the_clusters_table(con):
+    add_run(con, 100)
+    add_all_purpose_task(con, 101, 100)
+    refresh_materialized(con, None)
+    add_cluster(con)
+    refresh_materialized(con, [("ws1", 100)])
+    row = con.execute("SELECT cost_est FROM run_cost").fetchall()
+    assert row[0][0] == pytest.approx(1.65)
+
+
 def test_serverless_run_without_billing_has_null_cost_and_a_reason(con):
     add_run(con, 100)
     add_task(con, 101, 100, kind="serverless", cluster_id=None, node=None, workers=None)

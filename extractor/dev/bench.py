@@ -463,6 +463,7 @@ class Recorder:
         self.runs: dict[tuple[int, bool], dict[str, Any]] = {}
         self.jobs: list[dict[str, Any]] = []
         self.job_bodies: dict[int, dict[str, Any]] = {}
+        self.clusters: dict[str, dict[str, Any]] = {}
 
     @property
     def workspace_id(self) -> str | None:
@@ -502,6 +503,10 @@ class Recorder:
     def get_job(self, job_id: int) -> dict[str, Any]:
         self.job_bodies[job_id] = self.client.get_job(job_id)
         return self.job_bodies[job_id]
+
+    def get_cluster(self, cluster_id: str) -> dict[str, Any]:
+        self.clusters[cluster_id] = self.client.get_cluster(cluster_id)
+        return self.clusters[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return self.client.stats()
@@ -560,6 +565,10 @@ class Replay:
 
     def get_job(self, job_id: int) -> dict[str, Any]:
         return self.rec.job_bodies[job_id]
+
+    def get_cluster(self, cluster_id: str) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.clusters[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests}

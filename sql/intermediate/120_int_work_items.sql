@@ -1,4 +1,4 @@
--- Everything that held compute: task runs with compute, and for-each iterations (a job-cluster iteration takes its node spec from a task of the run on the same job cluster). elapsed_ms runs to "now" while active.
+-- Everything that held compute: task runs with compute, and for-each iterations (a job-cluster iteration takes its node spec from a task of the run on the same job cluster; work on an all-purpose cluster takes it from the cluster's clusters/get row). elapsed_ms runs to "now" while active.
 -- materialized: job_run_id
 WITH items AS (
     SELECT
@@ -55,15 +55,20 @@ SELECT
             THEN 'item:' || CAST(i.item_run_id AS VARCHAR)
         ELSE i.cluster_id
     END AS instance_key,
-    coalesce(i.node_type_id, s.node_type_id) AS node_type_id,
-    coalesce(i.driver_node_type_id, s.driver_node_type_id) AS driver_node_type_id,
-    coalesce(i.workers_est, s.workers_est) AS workers_est,
-    coalesce(i.workers_basis, s.workers_basis) AS workers_basis,
-    coalesce(i.runtime_engine, s.runtime_engine) AS runtime_engine
+    coalesce(i.node_type_id, s.node_type_id, c.node_type_id) AS node_type_id,
+    coalesce(i.driver_node_type_id, s.driver_node_type_id, c.driver_node_type_id)
+        AS driver_node_type_id,
+    coalesce(i.workers_est, s.workers_est, c.workers_est) AS workers_est,
+    coalesce(i.workers_basis, s.workers_basis, c.workers_basis) AS workers_basis,
+    coalesce(i.runtime_engine, s.runtime_engine, c.runtime_engine) AS runtime_engine
 FROM items AS i
 CROSS JOIN stg_now AS n
 LEFT JOIN job_cluster_specs AS s
     ON i.workspace_id = s.workspace_id
     AND i.job_run_id = s.job_run_id
     AND i.job_cluster_key = s.job_cluster_key
+    AND i.node_type_id IS NULL
+LEFT JOIN stg_clusters AS c
+    ON i.workspace_id = c.workspace_id
+    AND i.existing_cluster_id = c.cluster_id
     AND i.node_type_id IS NULL

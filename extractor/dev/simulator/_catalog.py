@@ -557,3 +557,62 @@ def cron_for(period_ms: int, rng: random.Random) -> str:
 
 
 __all__ = ["DAY_MS", "HOUR_MS", "ROTATION", "cron_for", "new_cluster", "nice_period_ms"]
+
+
+def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, Any]:
+    """The clusters/get body (ClusterDetails) of one of ALL_PURPOSE_CLUSTERS, fixed per seed.
+
+    Seeded by the workspace seed and the cluster's position, so it never draws from the
+    workspace's own generator (adding the endpoint changes no run).
+    """
+    index = ALL_PURPOSE_CLUSTERS.index(cluster_id)
+    rng = random.Random(seed * 104_729 + index)
+    # Every all-purpose node type is one the rate card prices, so the demo's runs get a cost.
+    node = rng.choice(["i3.xlarge", "m5d.2xlarge", "i3.2xlarge", "r5d.xlarge"])
+    creator = rng.choice(USERS)
+    running = rng.random() < 0.6
+    started = now_ms - rng.randint(2, 30) * DAY_MS
+    body: dict[str, Any] = {
+        "cluster_id": cluster_id,
+        "cluster_name": ["shared-analytics", "finance-interactive"][index % 2],
+        "spark_version": rng.choice(SPARK_VERSIONS),
+        "node_type_id": node,
+        "driver_node_type_id": node if rng.random() < 0.7 else "m5d.xlarge",
+        "runtime_engine": "PHOTON" if index % 2 else "STANDARD",
+        "cluster_source": "UI",
+        "creator_user_name": creator,
+        "single_user_name": creator,
+        "data_security_mode": "SINGLE_USER",
+        "autotermination_minutes": rng.choice([30, 60, 120]),
+        "enable_elastic_disk": True,
+        "aws_attributes": {
+            "availability": "SPOT_WITH_FALLBACK",
+            "zone_id": "auto",
+            "first_on_demand": 1,
+            "spot_bid_price_percent": 100,
+        },
+        "custom_tags": {"team": rng.choice(TEAMS), "cost_center": f"cc-{rng.randint(100, 999)}"},
+        "default_tags": {
+            "Vendor": "Databricks",
+            "Creator": creator,
+            "ClusterName": ["shared-analytics", "finance-interactive"][index % 2],
+            "ClusterId": cluster_id,
+        },
+        "spark_context_id": rng.randrange(10**18, 9 * 10**18),
+        "start_time": started,
+        "last_restarted_time": started + HOUR_MS,
+        "state": "RUNNING" if running else "TERMINATED",
+        "state_message": ""
+        if running
+        else "Inactive cluster terminated (inactive for 60 minutes).",
+    }
+    # The first cluster autoscales, the second has a fixed size: both shapes get priced.
+    if index % 2 == 0:
+        lo = rng.randint(1, 2)
+        body["autoscale"] = {"min_workers": lo, "max_workers": lo + 2 * rng.randint(1, 3)}
+    else:
+        body["num_workers"] = rng.randint(2, 4)
+    if not running:
+        body["terminated_time"] = now_ms - rng.randint(1, 12) * HOUR_MS
+        body["termination_reason"] = {"code": "INACTIVITY", "type": "SUCCESS"}
+    return body

@@ -29,6 +29,7 @@ ENDPOINTS = {
     "/api/2.2/jobs/runs/get": "api_get_run",
     "/api/2.2/jobs/list": "api_list_jobs",
     "/api/2.2/jobs/get": "api_get_job",
+    "/api/2.1/clusters/get": "api_get_cluster",
 }
 
 

@@ -692,6 +692,15 @@ class Workspace:
                 )
         return out
 
+    def api_get_cluster(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.1/clusters/get: the workspace's all-purpose clusters."""
+        cluster_id = params.get("cluster_id") or ""
+        if not cluster_id:
+            raise invalid("Missing required field: cluster_id")
+        if cluster_id not in _catalog.ALL_PURPOSE_CLUSTERS:
+            raise invalid(f"Cluster {cluster_id} does not exist")
+        return _catalog.all_purpose_cluster(self.seed, cluster_id, self.now_ms)
+
     def api_get_job(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.2/jobs/get."""
         job_id = _int(params, "job_id")
