@@ -133,13 +133,20 @@ def _describe_open_error(path: Path, exc: Exception) -> str:
     return f"cannot open the store {path}: {text}"
 
 
-_WRITE_LOCKS: dict[Path, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
+_FILE_LOCKS: dict[Path, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(path: Path) -> threading.Lock:
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(path.resolve(), threading.Lock())
+def _file_lock(path: Path) -> threading.RLock:
+    """The lock the threads of this process take turns on for one store file.
+
+    Connections of one process to one file share a DuckDB instance, and registering Arrow
+    tables on one connection while another opens or closes has failed with "Table Function with
+    name python_arrow_scan does not exist" (a fleet extract, several workspaces in threads).
+    So every connection of the process to the file, reader or writer, is used in turn.
+    """
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
 
 class Store:
@@ -154,14 +161,15 @@ class Store:
     def connect(
         self, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = open_connection(self.path, read_only=read_only, wait_s=wait_s)
-        # A setting of the database instance, not of a file: set per open, not at connect
-        # (a connect-time setting would refuse other connections of this process to the file).
-        con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-        try:
-            yield con
-        finally:
-            con.close()
+        with _file_lock(self.path):
+            con = open_connection(self.path, read_only=read_only, wait_s=wait_s)
+            # A setting of the database instance, not of a file: set per open, not at connect
+            # (a connect-time setting would refuse other connections of this process to it).
+            con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextlib.contextmanager
     def transaction(self, *, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -169,7 +177,7 @@ class Store:
 
         Threads of one process (several workspaces extracted at once) take turns: one writer.
         """
-        with _write_lock(self.path), self.connect(wait_s=wait_s) as con:
+        with _file_lock(self.path), self.connect(wait_s=wait_s) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
