@@ -104,3 +104,48 @@ def test_query_accepts_with_describe_and_show(con):
     assert run_query(con, "WITH a AS (SELECT 1 AS x) SELECT * FROM a", console=console) == 1
     assert run_query(con, "DESCRIBE job_reliability", "csv", console=console) > 5
     assert run_query(con, "SHOW TABLES", "csv", console=console) > 0
+
+
+def _headline(report: dict[str, object]) -> tuple[str, str]:
+    """The spend line as text and as Markdown."""
+    console = Console(record=True, width=200)
+    render_text(report, console)
+    text = next(line for line in console.export_text().splitlines() if line.startswith("Spend:"))
+    markdown = next(line for line in render_markdown(report).splitlines() if "Spend:" in line)
+    return text, markdown.removeprefix("- ")
+
+
+def test_report_headline_without_billing_leaves_billed_out(con):
+    report = build_report(con)
+    assert report["spend"]["billed_cost"] is None
+    text, markdown = _headline(report)
+    assert text == markdown == "Spend: 1.35 over 3 runs (estimated 1.35, 0 runs without a cost)"
+    assert "Last 30 days" in render_markdown(report)
+
+
+def test_report_headline_with_billing_and_thousands_separates_every_number(con):
+    report = build_report(con)
+    report["spend"] |= {
+        "runs": 1169,
+        "cost": 2845.62,
+        "billed_cost": 1200.5,
+        "estimated_cost_est": 1645.12,
+        "runs_without_cost": 1,
+    }
+    text, markdown = _headline(report)
+    assert (
+        text
+        == markdown
+        == (
+            "Spend: 2,845.62 over 1,169 runs (billed 1,200.50, estimated 1,645.12, 1 run without a cost)"
+        )
+    )
+    # The JSON keeps the numbers as numbers, in the same structure.
+    assert json.loads(render_json(report))["spend"] == report["spend"]
+
+
+def test_report_tables_separate_counts_but_not_ids(con):
+    report = build_report(con)
+    report["top_spenders"] = [{"job_id": 1177758755543962, "job_name": "etl", "runs": 12345}]
+    markdown = render_markdown(report)
+    assert "| 1177758755543962 | etl | 12,345 |" in markdown

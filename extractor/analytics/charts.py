@@ -14,13 +14,18 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from extractor.extras import needs
 from extractor.store import fetch_dicts
+
+with needs(
+    "matplotlib", "jobruns[notebooks]", "drawing charts (jobruns report --html, the notebooks)"
+):
+    from matplotlib.axes import Axes
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 Row = dict[str, Any]
 # A connection to a store with its views, or rows already read from them (e.g. the report's).

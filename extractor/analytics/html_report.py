@@ -13,22 +13,15 @@ from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from extractor.analytics import charts
 from extractor.analytics.report import SECTIONS, build_report
-from extractor.errors import UsageError
 
-try:
+if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from extractor.analytics import charts
-except ImportError as exc:  # matplotlib is an optional extra, not a dependency
-    raise UsageError(
-        "the HTML report draws its charts with matplotlib: pip install matplotlib "
-        "(or pip install 'jobruns[notebooks]')"
-    ) from exc
 
 Row = dict[str, Any]
 

@@ -151,27 +151,46 @@ SECTIONS = (
 )
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, column: str = "") -> str:
+    """One number format for every rendering: thousands separators, counts included; ids stay
+    as they are, being names rather than amounts."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool) and not column.endswith("_id"):
+        return f"{value:,}"
     return str(value)
+
+
+def _count(n: int | None, noun: str) -> str:
+    n = n or 0
+    return f"{_fmt(n)} {noun}" + ("" if n == 1 else "s")
+
+
+def _spend_line(spend: dict[str, Any]) -> str:
+    # A part with no amount is left out rather than printed empty: most stores have no billing.
+    parts = [
+        f"{label} {_fmt(spend[key])}"
+        for label, key in (("billed", "billed_cost"), ("estimated", "estimated_cost_est"))
+        if spend[key] is not None
+    ]
+    parts.append(f"{_count(spend['runs_without_cost'], 'run')} without a cost")
+    total = "unknown" if spend["cost"] is None else _fmt(spend["cost"])
+    return f"Spend: {total} over {_count(spend['runs'], 'run')} ({', '.join(parts)})"
 
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     period = report["period"]
-    spend = report["spend"]
     rel = report["reliability"]
     scope = f" for job {report['job_id']}" if report.get("job_id") is not None else ""
+    rate = "n/a" if rel["success_rate"] is None else _fmt(rel["success_rate"])
     return [
-        f"Last {period['days']} days to {period['now']}{scope}",
-        f"Spend: {_fmt(spend['cost'])} over {spend['runs']} runs "
-        f"(billed {_fmt(spend['billed_cost'])}, estimated {_fmt(spend['estimated_cost_est'])}, "
-        f"{spend['runs_without_cost']} runs without a cost)",
-        f"Reliability: {rel['succeeded'] or 0} succeeded, {rel['failed'] or 0} failed, "
-        f"{rel['canceled'] or 0} canceled, {rel['skipped'] or 0} skipped; "
-        f"success rate {_fmt(rel['success_rate'])}",
+        f"Last {_count(period['days'], 'day')} to {period['now']}{scope}",
+        _spend_line(report["spend"]),
+        f"Reliability: {_fmt(rel['succeeded'] or 0)} succeeded, {_fmt(rel['failed'] or 0)} failed, "
+        f"{_fmt(rel['canceled'] or 0)} canceled, {_fmt(rel['skipped'] or 0)} skipped; "
+        f"success rate {rate}",
     ]
 
 
@@ -188,7 +207,7 @@ def render_text(report: dict[str, Any], console: Console) -> None:
         for name in rows[0]:
             table.add_column(name, justify="right" if _numeric(rows, name) else "left")
         for row in rows:
-            table.add_row(*(_fmt(v) for v in row.values()))
+            table.add_row(*(_fmt(v, k) for k, v in row.items()))
         console.print(table)
 
 
@@ -210,7 +229,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append("| " + " | ".join(names) + " |")
         out.append("|" + "|".join("---:" if _numeric(rows, n) else "---" for n in names) + "|")
         for row in rows:
-            out.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row.values()) + " |")
+            cells = (_fmt(v, k).replace("|", "\\|") for k, v in row.items())
+            out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 

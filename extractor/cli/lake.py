@@ -46,10 +46,21 @@ def export_command(
     """Export the store to PATH (a folder, s3://, abfss://, gs://) as Delta or Parquet tables."""
     from extractor.config import parse_since
     from extractor.lake.export import export, normalize_destination
-    from extractor.lake.spark_sql import generate_sql
 
     if sql_only and sql_dialect is None:
         raise UsageError("--sql-only needs --sql-dialect databricks or spark")
+    script = None
+    if sql_dialect is not None:
+        # Written after the export, but generated first: a missing sqlglot (or a bad
+        # --table-prefix) stops the command before any data is written.
+        from extractor.lake.spark_sql import generate_sql
+
+        script = generate_sql(
+            sql_dialect,  # type: ignore[arg-type]
+            prefix=table_prefix,
+            location=normalize_destination(path),
+            fmt=fmt,  # type: ignore[arg-type]
+        )
     if not sql_only:
         start = parse_since(since, now()) if since else None
         result = export(
@@ -66,13 +77,7 @@ def export_command(
                 f" {result.destination} ({fmt}) in {result.duration_s:.1f} s",
                 highlight=False,
             )
-    if sql_dialect is not None:
-        script = generate_sql(
-            sql_dialect,  # type: ignore[arg-type]
-            prefix=table_prefix,
-            location=normalize_destination(path),
-            fmt=fmt,  # type: ignore[arg-type]
-        )
+    if script is not None:
         target = sql_file or Path("jobruns_views.sql")
         if str(target) == "-":
             click.echo(script, nl=False)

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from extractor.errors import StoreError, UsageError
+from extractor.extras import require
 from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.lock import ExtractLock
 from extractor.schema import CHILDREN, KEYS, TABLES, table_ddl
@@ -459,7 +460,10 @@ def _predicate(columns: Sequence[str], values: Sequence[str], alias: str = "") -
 
 
 class DeltaWriter(Writer):
-    """Delta Lake through delta-rs: appends, partition overwrites and merges by key."""
+    """Delta Lake through delta-rs: appends, partition overwrites and merges by key.
+
+    Its methods import deltalake where they use it: export() has required it before any writer.
+    """
 
     def __init__(self, destination: str, table: str, batch_rows: int) -> None:
         super().__init__(destination, table, batch_rows)
@@ -703,12 +707,6 @@ class ParquetWriter(Writer):
 
 def _writer(fmt: Format, destination: str, table: str, batch_rows: int) -> Writer:
     if fmt == "delta":
-        try:
-            import deltalake  # noqa: F401
-        except ImportError as exc:
-            raise UsageError(
-                "the delta format needs the deltalake package: pip install 'jobruns[export]'"
-            ) from exc
         return DeltaWriter(destination, table, batch_rows)
     return ParquetWriter(destination, table, batch_rows)
 
@@ -733,6 +731,9 @@ def export(
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose delta or parquet")
+    if fmt == "delta":
+        # Before anything is locked or written; DeltaWriter's own imports come after this.
+        require("deltalake", "jobruns[export]", "the delta format (--format delta)")
     store = Store(db)
     if not store.path.exists():
         raise StoreError(f"no store at {store.path}; run `jobruns extract` first")

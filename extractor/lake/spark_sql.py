@@ -10,14 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import sqlglot
-from sqlglot import exp
-
 from extractor._version import __version__
 from extractor.analytics.sqlfiles import ViewFile, view_files
 from extractor.errors import UsageError
+from extractor.extras import needs
 from extractor.lake.tables import EXPORT_TABLES, PARTITION_COLUMNS
 from extractor.schema import TABLES
+
+with needs(
+    "sqlglot",
+    ("jobruns[export]", "jobruns[spark]"),
+    "writing the views as Spark SQL (--sql-dialect)",
+):
+    import sqlglot
+    from sqlglot import exp
 
 Dialect = Literal["databricks", "spark"]
 DIALECTS: tuple[Dialect, ...] = ("databricks", "spark")
