@@ -1,8 +1,9 @@
 """One extraction, told top to bottom: list, complete, refresh, sweep, rescan, store, log.
 
-It orchestrates the client (HTTP) and the store (DuckDB) and owns the rules that keep the
-store equal to the API: which windows to read, which runs to re-fetch, when the watermark moves.
-It never writes from more than one thread and never moves the watermark past unstored data.
+It orchestrates the client (HTTP) and the store (DuckDB): `plan` (extractor.plan) says which
+windows to read and where the watermark ends; this module decides which runs to re-fetch,
+completes them, and saves the plan's state only once everything read is stored. It never
+writes from more than one thread and never moves the watermark past unstored data.
 """
 
 from __future__ import annotations
