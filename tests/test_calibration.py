@@ -120,3 +120,15 @@ def test_a_run_billed_only_in_part_does_not_calibrate(views_con, tmp_path):
     add_run(views_con, 110, 1, 60)
     import_billing(views_con, bill(tmp_path / "u.csv", ("PREMIUM_JOBS_COMPUTE", 1, 100, 6.0, 60)))
     assert costs(views_con) == {100: (0.90, "billing"), 110: (0.45, "estimate")}
+
+
+def test_cost_reconciliation_compares_billed_and_estimated_cost_per_job_and_overall(con):
+    rows = con.execute(
+        "SELECT job_id, billed_runs, runs_without_estimate, billed_cost, estimated_cost,"
+        " error_pct, billed_cost_all_runs FROM cost_reconciliation"
+    ).fetchall()
+    assert [tuple(round(v, 6) if isinstance(v, float) else v for v in r) for r in rows] == [
+        (1, 1, 0, 0.90, 0.45, -50.0, 0.90),
+        (4, 1, 1, None, None, None, 0.70),  # serverless: no estimate to compare
+        (None, 2, 1, 0.90, 0.45, -50.0, 1.60),
+    ]
