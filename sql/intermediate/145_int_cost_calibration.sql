@@ -1,4 +1,4 @@
--- Calibration factors from the runs billing covers in full (terminal, billed to their last work): per level, billed cost over the estimate of the same cluster instances. Levels: 'job' (job compute of one job), 'node_type' (cloud, SKU family, node type, Photon), 'sku' (cloud, SKU family), 'cluster' (an all-purpose cluster, from its usage shared by time); 'serverless' (one job: billed DBUs per ms of serverless task time, price = billed cost per DBU); 'all_purpose_run' (a run's share of its all-purpose clusters' billing). Kept whole: rebuilt when billing, prices or the rate card change (a full refresh), read as is by an extract's refresh.
+-- Calibration factors from the runs billing covers in full (terminal, billed to their last work): per level, billed cost over the estimate of the same cluster instances. Levels: 'job' (job compute of one job), 'node_type' (cloud, SKU family, node type, Photon), 'sku' (cloud, SKU family), 'job_cluster' (one job on one all-purpose cluster, whose usage is shared by time), 'cluster' (an all-purpose cluster); 'serverless' (one job: billed DBUs per ms of serverless task time, price = billed cost per DBU); 'all_purpose_run' (a run's share of its all-purpose clusters' billing). Kept whole: rebuilt when billing, prices or the rate card change (a full refresh), read as is by an extract's refresh.
 -- materialized: *
 WITH covered AS (
     SELECT r.workspace_id, r.run_id, r.job_id, b.billed_serverless_dbus, b.billed_serverless_cost
@@ -68,6 +68,12 @@ levels AS (
         sum(billed_cost), sum(cost_est), NULL, count(*)
     FROM billed_instances
     GROUP BY workspace_id, cloud, sku_family
+    UNION ALL
+    SELECT workspace_id, 'job_cluster', job_id, NULL, cluster_id, max(cloud), max(sku_family),
+        NULL, NULL, NULL, sum(billed_cost), sum(cost_est), NULL, count(*)
+    FROM billed_instances
+    WHERE compute_kind = 'existing_cluster'
+    GROUP BY workspace_id, job_id, cluster_id
     UNION ALL
     SELECT workspace_id, 'cluster', NULL, NULL, cluster_id, max(cloud), max(sku_family), NULL,
         NULL, NULL, sum(billed_cost), sum(cost_est), NULL, count(*)

@@ -1,4 +1,4 @@
--- Cost of every run: billed cost when billing covers the run (cost_source 'billing': its job-run usage plus its time share of all-purpose clusters' usage); else the estimate calibrated against billing (cost_source 'calibrated': each cluster instance's estimate x the billed/estimated factor of the same job, then of its node type and SKU, then of its SKU; serverless task time x the job's billed DBUs per ms x its billed price); else the estimate from its cluster instances ('estimate'); NULL with cost_null_reason when none is known.
+-- Cost of every run: billed cost when billing covers the run (cost_source 'billing': its job-run usage plus its time share of all-purpose clusters' usage); else the estimate calibrated against billing (cost_source 'calibrated': each cluster instance's estimate x the billed/estimated factor of the same job (on an all-purpose cluster: of the same job there, then of the cluster), then of its node type and SKU, then of its SKU; serverless task time x the job's billed DBUs per ms x its billed price); else the estimate from its cluster instances ('estimate'); NULL with cost_null_reason when none is known.
 -- materialized: run_id
 WITH cal AS (
     SELECT * FROM int_cost_calibration
@@ -13,16 +13,20 @@ instances AS (
         i.cost_null_reason,
         CASE
             WHEN i.compute_kind = 'serverless' THEN s.factor * i.uptime_ms * s.price_per_dbu
-            ELSE i.cost_est * coalesce(j.factor, c.factor, n.factor, k.factor, 1.0)
+            ELSE i.cost_est * coalesce(j.factor, jc.factor, c.factor, n.factor, k.factor, 1.0)
         END AS cost_calibrated,
         CASE
             WHEN i.compute_kind = 'serverless' THEN s.factor IS NOT NULL
-            ELSE coalesce(j.factor, c.factor, n.factor, k.factor) IS NOT NULL
+            ELSE coalesce(j.factor, jc.factor, c.factor, n.factor, k.factor) IS NOT NULL
         END AS is_calibrated
     FROM int_cluster_instances AS i
     LEFT JOIN cal AS j
         ON j.level = 'job' AND i.compute_kind IN ('job_cluster', 'new_cluster')
         AND i.workspace_id = j.workspace_id AND i.job_id = j.job_id
+    LEFT JOIN cal AS jc
+        ON jc.level = 'job_cluster' AND i.compute_kind = 'existing_cluster'
+        AND i.workspace_id = jc.workspace_id AND i.job_id = jc.job_id
+        AND i.instance_key = jc.cluster_id
     LEFT JOIN cal AS c
         ON c.level = 'cluster' AND i.compute_kind = 'existing_cluster'
         AND i.workspace_id = c.workspace_id AND i.instance_key = c.cluster_id
