@@ -199,3 +199,60 @@ def test_billing_import_of_a_file_with_missing_columns_exits_1_naming_them(
     code, out = jobruns(capsys, "billing", "import", str(bad), "--db", str(tmp_path / "s.duckdb"))
     assert code == 1
     assert "missing columns: sku_name, usage_start_time, usage_quantity" in out
+
+
+def test_billing_import_refuses_bad_quantities_naming_their_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.duckdb")
+    lines = BILLING_CSV.splitlines()
+    bad = tmp_path / "bad.csv"
+    # line 2 non-numeric; line 3 stays a valid RETRACTION (-4.0); line 4 negative, not one.
+    bad.write_text(
+        "\n".join(
+            [
+                lines[0],
+                lines[1].replace(",4.0,", ",four,"),
+                lines[2],
+                lines[3].replace(",3.0,", ",-3.0,"),
+            ]
+        )
+        + "\n"
+    )
+    code, out = jobruns(capsys, "billing", "import", str(bad), "--db", db)
+    assert code == 1, out
+    assert "line 2: usage_quantity 'four' is not a number" in out
+    assert "line 4: usage_quantity -3.0 is negative in a row that is not a RETRACTION" in out
+    assert "line 3" not in out
+    good = tmp_path / "good.csv"
+    good.write_text(BILLING_CSV)
+    code, out = jobruns(capsys, "billing", "import", str(good), "--db", db)
+    assert (code, "imported 3 usage rows" in out) == (0, True), out
+
+
+def test_billing_rows_of_another_workspace_are_kept_under_their_workspace_id(con, tmp_path):
+    add_billed_run(con)
+    other = BILLING_CSV.replace(",ws1,", ",ws2,").replace("r1,", "s1,").replace("r2,", "s2,")
+    other = other.replace("r3,", "s3,").split("\n", 1)[1]
+    (tmp_path / "usage.csv").write_text(BILLING_CSV + other)
+    assert import_billing(con, tmp_path / "usage.csv") == 6
+    kept = con.execute(
+        "SELECT workspace_id, count(*) FROM billing_usage GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert kept == [("ws1", 3), ("ws2", 3)]
+    # ws2's rows for its own run 100 do not bill ws1's run 100.
+    assert con.execute("SELECT billed_dbus FROM run_cost").fetchall() == [(pytest.approx(3.0),)]
+
+
+def test_a_rate_card_row_for_an_unknown_cloud_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text(
+        "kind,cloud,name,value\nsku,AWS,JOBS_COMPUTE,0.2\nnode_type,OCI,VM.Standard,1\n"
+    )
+    code, out = jobruns(capsys, "rates", "import", str(rates), "--db", str(tmp_path / "s.duckdb"))
+    assert code != 0
+    assert "line 3: cloud 'OCI' is not one of AWS, AZURE, GCP" in out
+    with pytest.raises(UsageError, match="line 2: cloud 'MARS'"):
+        parse_rates("kind,cloud,name,value\nmultiplier,mars,photon,2\n", "rates.csv")

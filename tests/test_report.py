@@ -12,6 +12,7 @@ from rich.console import Console
 
 from extractor.analytics.report import (
     build_report,
+    coverage_line,
     render_json,
     render_markdown,
     render_text,
@@ -149,3 +150,30 @@ def test_report_tables_separate_counts_but_not_ids(con):
     report["top_spenders"] = [{"job_id": 1177758755543962, "job_name": "etl", "runs": 12345}]
     markdown = render_markdown(report)
     assert "| 1177758755543962 | etl | 12,345 |" in markdown
+
+
+def test_report_headline_shows_cost_coverage_of_terminal_runs(con):
+    report = build_report(con)
+    assert report["cost_coverage"]["estimated"] == report["cost_coverage"]["terminal_runs"] == 3
+    line = "Cost coverage: 0% billed, 0% calibrated, 100% estimated, 0% unknown of 3 terminal runs"
+    assert line in render_markdown(report)
+    console = Console(record=True, width=200)
+    render_text(report, console)
+    assert line in console.export_text()
+
+
+def test_coverage_line_names_the_top_reasons_for_unknown():
+    coverage = {
+        "terminal_runs": 1169,
+        "billed": 700,
+        "calibrated": 400,
+        "estimated": 64,
+        "unknown": 5,
+        "shares": {"billed": 700 / 1169, "calibrated": 400 / 1169, "estimated": 64 / 1169},
+        "unknown_reasons": [{"reason": "serverless: cost needs billing data", "runs": 5}],
+    }
+    coverage["shares"]["unknown"] = 5 / 1169
+    assert coverage_line(coverage) == (
+        "Cost coverage: 60% billed, 34% calibrated, 5% estimated, <1% unknown of 1,169 terminal"
+        " runs; unknown: serverless: cost needs billing data (5)"
+    )

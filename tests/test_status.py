@@ -64,3 +64,22 @@ def test_status_of_a_missing_store_says_how_to_make_one(
         main(["status", "--db", str(tmp_path / "none.duckdb")])
     assert exit_info.value.code == 2
     assert "run `jobruns extract`" in capsys.readouterr().err
+
+
+def test_status_shows_cost_coverage_and_the_top_reasons_for_unknown(make_sim: MakeSim) -> None:
+    sim = extracted(make_sim)
+    text = CliRunner().invoke(cli, ["status", "--db", str(sim.db)])
+    assert text.exit_code == 0, text.output
+    line = next(x for x in text.output.splitlines() if x.startswith("Cost coverage:"))
+    info = json.loads(
+        CliRunner().invoke(cli, ["status", "--db", str(sim.db), "--format", "json"]).output
+    )
+    coverage = info["cost_coverage"]
+    kinds = ("billed", "calibrated", "estimated", "unknown")
+    assert sum(coverage[k] for k in kinds) == coverage["terminal_runs"] > 0
+    # No billing imported: nothing billed or calibrated; serverless runs are unknown, and why.
+    assert coverage["billed"] == coverage["calibrated"] == 0
+    assert coverage["unknown"] > 0
+    reasons = [r["reason"] for r in coverage["unknown_reasons"]]
+    assert "serverless: cost needs billing data" in reasons
+    assert "0% billed, 0% calibrated" in line and "unknown: " in line

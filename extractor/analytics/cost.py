@@ -24,6 +24,8 @@ from extractor.schema import KEYS, TABLES, row_count, table_ddl, table_names
 
 RATE_COLUMNS = ("kind", "cloud", "name", "value", "currency", "source", "as_of")
 REQUIRED_RATE_COLUMNS = ("kind", "name", "value")
+# The clouds Databricks bills (system.billing.usage.cloud).
+CLOUDS = ("AWS", "AZURE", "GCP")
 
 
 class Rate(BaseModel):
@@ -53,6 +55,8 @@ class Rate(BaseModel):
     def check(self) -> None:
         if self.kind in ("node_type", "sku") and not self.cloud:
             raise ValueError(f"cloud is required for kind {self.kind} (AWS, AZURE or GCP)")
+        if self.cloud is not None and self.cloud not in CLOUDS:
+            raise ValueError(f"cloud {self.cloud!r} is not one of {', '.join(CLOUDS)}")
 
 
 def parse_rates(text: str, origin: str) -> list[Rate]:
@@ -276,6 +280,7 @@ def _import(
     table: str,
     required: tuple[str, ...],
     expressions: Callable[[Mapping[str, str]], dict[str, str]],
+    check: Callable[[duckdb.DuckDBPyConnection, str, Path], None] | None = None,
 ) -> int:
     path = Path(path)
     if not any(ch in str(path) for ch in "*?[") and not path.exists():
@@ -287,6 +292,8 @@ def _import(
         raise InputError(
             f"{path}: not an export of system.billing.{_SOURCE[table]}; missing columns: {', '.join(missing)}"
         )
+    if check is not None:
+        check(con, source, path)
     exprs = expressions(types)
     select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
     same_key = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in KEYS[table])
@@ -309,10 +316,54 @@ def _import(
     return count
 
 
+def _check_quantities(con: duckdb.DuckDBPyConnection, source: str, path: Path) -> None:
+    """Refuse a usage_quantity that is empty, not a number, or negative outside a RETRACTION
+    (a correction is a negative RETRACTION plus a RESTATEMENT), naming the lines."""
+    csv_file = not path.name.lower().endswith((".parquet", ".pq"))
+    has_type = "record_type" in _source_columns(con, source)
+    record_type = "upper(CAST(record_type AS VARCHAR))" if has_type else "NULL"
+    rows = con.execute(
+        "SELECT n, q FROM (SELECT row_number() OVER () AS n, CAST(usage_quantity AS VARCHAR) AS q,"
+        f" TRY_CAST(usage_quantity AS DOUBLE) AS v, {record_type} AS t FROM {source})"
+        " WHERE v IS NULL OR (v < 0 AND t IS DISTINCT FROM 'RETRACTION') ORDER BY n LIMIT 21"
+    ).fetchall()
+    if not rows:
+        return
+    # A CSV's first line is its header; a Parquet file has rows, not lines.
+    where = [f"line {int(n) + 1}" if csv_file else f"row {n}" for n, _ in rows[:20]]
+    shown = [
+        f"{w}: usage_quantity {q!r} is not a number"
+        if q is None or _not_number(q)
+        else f"{w}: usage_quantity {q} is negative in a row that is not a RETRACTION"
+        for w, (_, q) in zip(where, rows, strict=False)
+    ]
+    more = "\n  ..." if len(rows) > 20 else ""
+    raise InputError(f"{path}: invalid usage quantities:\n  " + "\n  ".join(shown) + more)
+
+
+def _not_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
+
+
 def import_billing(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
-    """Load an export of system.billing.usage (CSV or Parquet); rows replace same record_id."""
+    """Load an export of system.billing.usage (CSV or Parquet); rows replace same record_id.
+
+    Rows of every workspace are kept, each under its workspace_id. A file with an empty,
+    non-numeric or (outside a RETRACTION) negative usage_quantity is refused whole.
+    """
     required = ("workspace_id", "record_id", "sku_name", "usage_start_time", "usage_quantity")
-    return _import(con, path, "billing_usage", (*required, "usage_metadata"), _billing_expressions)
+    return _import(
+        con,
+        path,
+        "billing_usage",
+        (*required, "usage_metadata"),
+        _billing_expressions,
+        _check_quantities,
+    )
 
 
 def import_list_prices(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:

@@ -1,8 +1,9 @@
 """Materialized views: the rows of the expensive per-run views kept in tables mat_<view>.
 
 A view file marked `-- materialized: <column>` is a function of its job run's data (and that of
-the runs sharing its logical run), the rate card, billing rows of the run and stg_now, so the
-rows of the runs an extract changed can be recomputed alone. This module only rewrites mat_*
+the runs sharing its logical run), the rate card, billing rows of the run, stg_now and the views
+kept whole (`-- materialized: *`, rebuilt by full refreshes only: billing and price imports
+trigger one), so the rows of the runs an extract changed can be recomputed alone. This module only rewrites mat_*
 tables, never run data; its callers commit the data first.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
-from extractor.analytics.sqlfiles import ViewFile, materialized, sql_text, view_files
+from extractor.analytics.sqlfiles import WHOLE, ViewFile, materialized, sql_text, view_files
 from extractor.errors import StoreError
 from extractor.schema import TABLES, row_count, table_ddl, table_names
 
@@ -145,7 +146,13 @@ def _refresh_scope(
         for view in list(views.values())[: last + 1]:
             if view.name == "stg_now":
                 continue
-            if view.materialized_by is not None:
+            if view.materialized_by == WHOLE:
+                # Rows across runs (e.g. calibration factors): as the last full refresh left
+                # them, since the scope's copy of the data holds only its own runs.
+                con.execute(
+                    f"CREATE TABLE {_SCRATCH}.{view.name} AS SELECT * FROM {targets[view.name]}"
+                )
+            elif view.materialized_by is not None:
                 # Computed once into a table that the later definitions read.
                 con.execute(f"CREATE VIEW {_SCRATCH}.def_{view.name} AS\n{view.sql}")
                 con.execute(
@@ -158,6 +165,8 @@ def _refresh_scope(
         try:
             for view in mats:
                 target, key = targets[view.name], view.materialized_by
+                if key == WHOLE:
+                    continue
                 con.execute(
                     f"DELETE FROM {target} AS m USING jobruns_scope AS s"
                     f" WHERE m.workspace_id = s.workspace_id AND m.{key} = s.run_id"

@@ -62,6 +62,7 @@ def build_report(
     spend = _rows(
         con,
         "SELECT count(*) AS runs, sum(cost) AS cost, sum(billed_cost) AS billed_cost, "
+        "sum(cost) FILTER (WHERE cost_source = 'calibrated') AS calibrated_cost, "
         "sum(cost) FILTER (WHERE cost_source = 'estimate') AS estimated_cost_est, "
         f"count(*) FILTER (WHERE cost IS NULL) AS runs_without_cost {runs_in_window}",
         window,
@@ -104,6 +105,7 @@ def build_report(
         "period": {"now": now.isoformat(), "since": since.isoformat(), "days": days},
         "job_id": job_id,
         "spend": spend,
+        "cost_coverage": cost_coverage(con, since, now, job_id),
         "spend_by_day": by_day,
         "spend_by_week": by_week,
         "top_spenders": top,
@@ -135,6 +137,70 @@ def build_report(
             only_job,
         ),
     }
+
+
+def cost_coverage(
+    con: duckdb.DuckDBPyConnection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    job_id: int | None = None,
+) -> dict[str, Any]:
+    """How the terminal runs started in [since, until] got their cost: counts and shares of
+    billed, calibrated, estimated and unknown, and the most common reasons for unknown."""
+    conditions: list[str] = ["NOT is_active"]
+    params: list[object] = []
+    for condition, value in (("start_time >= ?", since), ("start_time <= ?", until)):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    if job_id is not None:
+        conditions.append("job_id = ?")
+        params.append(job_id)
+    where = " AND ".join(conditions)
+    counts = _rows(
+        con,
+        "SELECT count(*) AS terminal_runs, "
+        "count(*) FILTER (WHERE cost IS NOT NULL AND cost_source = 'billing') AS billed, "
+        "count(*) FILTER (WHERE cost IS NOT NULL AND cost_source = 'calibrated') AS calibrated, "
+        "count(*) FILTER (WHERE cost IS NOT NULL AND cost_source = 'estimate') AS estimated, "
+        f"count(*) FILTER (WHERE cost IS NULL) AS unknown FROM int_run_facts WHERE {where}",
+        params,
+    )[0]
+    total = counts["terminal_runs"] or 0
+    shares = {k: (counts[k] / total if total else None) for k in COVERAGE_KINDS}
+    reasons = _rows(
+        con,
+        "SELECT coalesce(cost_null_reason, 'no reason recorded') AS reason, count(*) AS runs "
+        f"FROM int_run_facts WHERE {where} AND cost IS NULL GROUP BY reason "
+        "ORDER BY runs DESC, reason LIMIT 3",
+        params,
+    )
+    return {**counts, "shares": shares, "unknown_reasons": reasons}
+
+
+COVERAGE_KINDS = ("billed", "calibrated", "estimated", "unknown")
+
+
+def coverage_line(coverage: dict[str, Any]) -> str:
+    """'Cost coverage: 60% billed, ... of N terminal runs; unknown: reason (n), ...'."""
+    total = coverage["terminal_runs"] or 0
+    if not total:
+        return "Cost coverage: no terminal runs"
+    parts = ", ".join(f"{_percent(coverage['shares'][k])} {k}" for k in COVERAGE_KINDS)
+    line = f"Cost coverage: {parts} of {_count(total, 'terminal run')}"
+    if coverage["unknown_reasons"]:
+        reasons = ", ".join(
+            f"{r['reason']} ({_fmt(r['runs'])})" for r in coverage["unknown_reasons"]
+        )
+        line += f"; unknown: {reasons}"
+    return line
+
+
+def _percent(share: float | None) -> str:
+    if share is None:
+        return "-"
+    # 0 < share < 0.5%: say so rather than a misleading 0%.
+    return "<1%" if 0 < share < 0.005 else f"{share:.0%}"
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -172,8 +238,12 @@ def _spend_line(spend: dict[str, Any]) -> str:
     # A part with no amount is left out rather than printed empty: most stores have no billing.
     parts = [
         f"{label} {_fmt(spend[key])}"
-        for label, key in (("billed", "billed_cost"), ("estimated", "estimated_cost_est"))
-        if spend[key] is not None
+        for label, key in (
+            ("billed", "billed_cost"),
+            ("calibrated", "calibrated_cost"),
+            ("estimated", "estimated_cost_est"),
+        )
+        if spend.get(key) is not None
     ]
     parts.append(f"{_count(spend['runs_without_cost'], 'run')} without a cost")
     total = "unknown" if spend["cost"] is None else _fmt(spend["cost"])
@@ -188,6 +258,7 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     return [
         f"Last {_count(period['days'], 'day')} to {period['now']}{scope}",
         _spend_line(report["spend"]),
+        *([coverage_line(report["cost_coverage"])] if "cost_coverage" in report else []),
         f"Reliability: {_fmt(rel['succeeded'] or 0)} succeeded, {_fmt(rel['failed'] or 0)} failed, "
         f"{_fmt(rel['canceled'] or 0)} canceled, {_fmt(rel['skipped'] or 0)} skipped; "
         f"success rate {rate}",

@@ -2,7 +2,8 @@
 
 Files live in sql/staging, sql/intermediate and sql/marts; each is named NNN_view_name.sql (the
 number orders them), its leading `-- ` comment is the view's description, and a header line
-`-- materialized: <column>` marks a view whose rows are kept in a table (see materialize).
+`-- materialized: <column>` marks a view whose rows are kept in a table (see materialize);
+`-- materialized: *` one kept whole, rebuilt only by a full refresh (a snapshot across runs).
 This module only reads files; it never opens a store.
 """
 
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from extractor.errors import StoreError
 
+# materialized_by of a view kept whole: its rows span runs (e.g. calibration factors).
+WHOLE = "*"
 _FILE_NAME = re.compile(r"^(?P<order>\d+)_(?P<name>[a-z][a-z0-9_]*)\.sql$")
-_MATERIALIZED = re.compile(r"^materialized:\s*(?P<key>[a-z_]+)\s*$")
+_MATERIALIZED = re.compile(r"^materialized:\s*(?P<key>[a-z_]+|\*)\s*$")
 LAYERS = ("staging", "intermediate", "marts")
 
 
@@ -26,7 +29,8 @@ class ViewFile:
     """One sql/ file: the view it defines, what it answers, and its SELECT.
 
     `materialized_by` names the column holding the job run each row belongs to when the view's
-    rows are kept in a table mat_<name>; None for a plain view.
+    rows are kept in a table mat_<name>; WHOLE for a view kept whole (a partial refresh reads
+    its rows as they are); None for a plain view.
     """
 
     name: str

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from extractor.analytics.report import cost_coverage, coverage_line
 from extractor.schema import TABLES
 from extractor.store import fetch_dicts, open_connection
 
@@ -24,6 +25,8 @@ class StoreStatus:
     last_extracts: list[dict[str, Any]] = field(default_factory=list)
     active_runs: int = 0
     deleted_runs: int = 0
+    # How terminal runs got their cost (see report.cost_coverage); None before views exist.
+    cost_coverage: dict[str, Any] | None = None
 
     @property
     def last_success_at(self) -> datetime | None:
@@ -63,6 +66,8 @@ def read_status(path: Path) -> StoreStatus:
             ).fetchone()
             if counts:
                 status.active_runs, status.deleted_runs = int(counts[0]), int(counts[1])
+        if "int_run_facts" in existing:
+            status.cost_coverage = cost_coverage(con)
         return status
     finally:
         con.close()
@@ -83,12 +88,15 @@ def render_status(status: StoreStatus, fmt: str, echo: Callable[[str], None]) ->
             "deleted_runs": status.deleted_runs,
             "workspaces": status.workspaces,
             "last_extracts": status.last_extracts,
+            "cost_coverage": status.cost_coverage,
         }
         echo(json.dumps(payload, default=str, indent=2))
         return
     echo(f"store: {status.path}")
     echo("rows: " + ", ".join(f"{t} {n:,}" for t, n in status.rows.items()))
     echo(f"active runs: {status.active_runs:,}; deleted runs kept: {status.deleted_runs:,}")
+    if status.cost_coverage is not None:
+        echo(coverage_line(status.cost_coverage))
     for w in status.workspaces:
         echo(
             f"workspace {w['workspace_id']} ({w['host']}): watermark {_fmt(w['watermark'])}, "

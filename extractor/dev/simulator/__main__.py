@@ -36,8 +36,23 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="advance the simulated clock by this many seconds every wall-clock second",
     )
+    p.add_argument(
+        "--billing-csv",
+        default=None,
+        help="write the workspace's system.billing.usage export to this CSV and exit",
+    )
+    p.add_argument(
+        "--prices-csv", default=None, help="write its system.billing.list_prices CSV and exit"
+    )
     a = p.parse_args(argv)
     ws = Workspace.generate(a.seed, jobs=a.jobs, runs=a.runs, days=a.days, now_ms=a.now_ms)
+    if a.billing_csv or a.prices_csv:
+        if a.billing_csv:
+            ws.write_billing_csv(a.billing_csv)
+        if a.prices_csv:
+            ws.write_list_prices_csv(a.prices_csv)
+        print(f"workspace_id={ws.workspace_id} now_ms={ws.now_ms}")
+        return 0
     faults = Faults(
         latency_ms=a.latency_ms,
         jitter_ms=a.jitter_ms,

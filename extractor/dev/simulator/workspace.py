@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _catalog
+from ._billing import PRICE_COLUMNS, USAGE_COLUMNS, Billing, write_csv
 from ._model import DAY_MS, HOUR_MS, RETENTION_MS, JobDef, RunRec, TaskRun
 from ._planner import Planner, is_failure
 from ._render import Renderer, run_view, visible_segments, visible_tasks
@@ -403,6 +404,40 @@ class Workspace:
         return truth_tables(
             runs, jobs, self.now_ms, str(self.workspace_id), self.renderer, with_history
         )
+
+    # ------------------------------------------------------------------------ billing
+    def billing(self) -> Billing:
+        """The workspace's billing at this clock (hidden true DBU rates; see _billing)."""
+        return Billing(
+            self.runs.values(),
+            seed=self.seed,
+            workspace_id=self.workspace_id,
+            host=self.host,
+            now_ms=self.now_ms,
+        )
+
+    def billing_rows(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[dict[str, str]]:
+        """system.billing.usage rows with usage_start_time in [start_ms, end_ms), as CSV text."""
+        return self.billing().usage_rows(start_ms, end_ms)
+
+    def list_price_rows(self) -> list[dict[str, str]]:
+        """system.billing.list_prices rows for every SKU the workspace bills."""
+        return self.billing().list_price_rows()
+
+    def true_run_cost(self) -> dict[int, dict[str, float]]:
+        """Per job run: DBUs and list-price cost its billing shows, summed over all dates."""
+        return self.billing().true_run_cost()
+
+    def write_billing_csv(
+        self, path: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> None:
+        """billing_rows as a Databricks SQL download of system.billing.usage."""
+        write_csv(self.billing_rows(start_ms, end_ms), path, USAGE_COLUMNS)
+
+    def write_list_prices_csv(self, path: str) -> None:
+        write_csv(self.list_price_rows(), path, PRICE_COLUMNS)
 
     def job_aggregates(
         self, start_ms: int | None = None, end_ms: int | None = None
