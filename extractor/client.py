@@ -535,9 +535,7 @@ class JobsClient:
             retry_after = min(retry_after, RETRY_AFTER_CAP_S)
         if response.status_code == 429:
             self._bucket.slow_down(retry_after if retry_after is not None else 1.0)
-        raise _RetryableError(
-            error, retry_after=retry_after, throttled=response.status_code == 429
-        )
+        raise _RetryableError(error, retry_after=retry_after, throttled=response.status_code == 429)
 
     def _record(self, response: httpx.Response) -> None:
         org_id = response.headers.get("X-Databricks-Org-Id")

@@ -240,7 +240,8 @@ def _api_failure(exc: ApiError, c: Candidate, verb: str) -> tuple[Status, str]:
         and verb != "read"
         and (exc.error_code == "INVALID_STATE" or "repair" in str(exc).lower())
     ):
-        return "skipped", f"changed meanwhile, not {verb}ed: {exc}"
+        # A stale latest_repair_id, a run active again: the run changed since it was read.
+        return "skipped", f"refused by the API (changed meanwhile?), not {verb}ed: {exc}"
     return "failed", f"{verb} failed: {exc}"
 
 
