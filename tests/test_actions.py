@@ -106,6 +106,7 @@ def test_repair_dry_run_then_yes_repairs_exactly_the_plan_once_and_records_it(
     assert expected <= repaired
 
 
+@pytest.mark.slow
 def test_transient_only_and_a_forbidden_job_among_several(
     make_sim: MakeSim, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -149,6 +150,7 @@ def test_transient_only_and_a_forbidden_job_among_several(
     assert outcomes.get("failed", 0) >= 1
 
 
+@pytest.mark.slow
 def test_cancel_skips_finished_runs_and_cancels_active_ones(
     make_sim: MakeSim, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,6 +173,7 @@ def test_cancel_skips_finished_runs_and_cancels_active_ones(
     assert state["result_state"] == "CANCELED"
 
 
+@pytest.mark.slow
 def test_output_reads_the_api_and_exports_notebook_html(
     make_sim: MakeSim, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
