@@ -30,6 +30,7 @@ from extractor.errors import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
+    UncertainWriteError,
 )
 
 logger = logging.getLogger("jobruns.client")
@@ -43,6 +44,11 @@ RUNS_GET: Final = "/api/2.2/jobs/runs/get"
 JOBS_LIST: Final = "/api/2.2/jobs/list"
 JOBS_GET: Final = "/api/2.2/jobs/get"
 CLUSTERS_GET: Final = "/api/2.1/clusters/get"
+RUNS_REPAIR: Final = "/api/2.2/jobs/runs/repair"
+RUNS_CANCEL: Final = "/api/2.2/jobs/runs/cancel"
+RUNS_CANCEL_ALL: Final = "/api/2.2/jobs/runs/cancel-all"
+RUNS_EXPORT: Final = "/api/2.2/jobs/runs/export"
+RUNS_GET_OUTPUT: Final = "/api/2.2/jobs/runs/get-output"
 OAUTH_TOKEN: Final = "/oidc/v1/token"
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
@@ -130,16 +136,24 @@ class _RetryableError(Exception):
     """Internal carrier: a real error plus how to wait before the next attempt."""
 
     def __init__(
-        self, error: JobrunsError, *, retry_after: float | None = None, connect: bool = False
+        self,
+        error: JobrunsError,
+        *,
+        retry_after: float | None = None,
+        connect: bool = False,
+        throttled: bool = False,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
         self.connect = connect
+        # Refused before the server acted on it: a 429, or a connection never made.
+        self.not_applied = connect or throttled
 
 
 class JobsClient:
-    """Read-only client of the four Jobs endpoints jobruns needs; safe to share between threads."""
+    """Client of the Jobs endpoints jobruns reads, and of the few it acts with (repair, cancel);
+    safe to share between threads."""
 
     def __init__(
         self,
@@ -320,6 +334,42 @@ class JobsClient:
         """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""
         return self._get(CLUSTERS_GET, {"cluster_id": cluster_id})
 
+    def get_run_output(self, task_run_id: int) -> JsonDict:
+        """runs/get-output of one task run: metadata, error, error_trace, notebook output."""
+        return self._get(RUNS_GET_OUTPUT, {"run_id": task_run_id})
+
+    def export_run(self, task_run_id: int, views_to_export: str = "CODE") -> JsonDict:
+        """runs/export of a notebook task run: {views: [{content (HTML), name, type}]}."""
+        return self._get(RUNS_EXPORT, {"run_id": task_run_id, "views_to_export": views_to_export})
+
+    # -- writes (only `jobruns repair` / `cancel` with --yes call these) -----------------------
+
+    def repair_run(self, run_id: int, *, latest_repair_id: int | None) -> JsonDict:
+        """runs/repair of every failed task and what depends on it -> {repair_id}.
+
+        Not idempotent: retried only when the server surely did not act (429, no connection);
+        a timeout or 5xx raises UncertainWriteError so the caller re-reads the run.
+        """
+        body: JsonDict = {
+            "run_id": run_id,
+            "rerun_all_failed_tasks": True,
+            "rerun_dependent_tasks": True,
+        }
+        if latest_repair_id:
+            body["latest_repair_id"] = latest_repair_id
+        return self._call("POST", RUNS_REPAIR, json_body=body, oauth_request=False, safe=False)
+
+    def cancel_run(self, run_id: int) -> JsonDict:
+        """runs/cancel (asynchronous: the run ends a moment later). Cancelling twice is harmless."""
+        return self._call("POST", RUNS_CANCEL, json_body={"run_id": run_id}, oauth_request=False)
+
+    def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> JsonDict:
+        """runs/cancel-all of one job's active runs (and queued ones with all_queued_runs)."""
+        body: JsonDict = {"job_id": job_id}
+        if all_queued_runs:
+            body["all_queued_runs"] = True
+        return self._call("POST", RUNS_CANCEL_ALL, json_body=body, oauth_request=False)
+
     # -- paging helpers --------------------------------------------------------------------------
 
     def _follow_pages(
@@ -373,9 +423,14 @@ class JobsClient:
         *,
         query: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        json_body: JsonDict | None = None,
         oauth_request: bool,
+        safe: bool = True,
     ) -> JsonDict:
-        """One logical call with retries under the deadline; raises the last real error."""
+        """One logical call with retries under the deadline; raises the last real error.
+
+        `safe=False` (a write that must not happen twice) retries only what was surely not
+        applied and turns any other retryable failure into UncertainWriteError."""
         start = self._monotonic()
         deadline = start + self._deadline_s
         connect_failing_since: float | None = None
@@ -385,7 +440,7 @@ class JobsClient:
             attempt += 1
             headers = {} if oauth_request else {"Authorization": self._authorization()}
             try:
-                return self._attempt(method, path, query, form, headers, oauth_request)
+                return self._attempt(method, path, query, form, json_body, headers, oauth_request)
             except AuthError:
                 if oauth_request or self.config.auth_kind != "oauth-m2m" or refreshed_token:
                     raise
@@ -398,6 +453,12 @@ class JobsClient:
                 continue
             except _RetryableError as retry:
                 error = retry.error
+                if not safe and not retry.not_applied:
+                    raise UncertainWriteError(
+                        f"{method} {path} may or may not have been applied: {error}",
+                        status=getattr(error, "status", None),
+                        error_code=getattr(error, "error_code", None),
+                    ) from None
                 now = self._monotonic()
                 if retry.connect:
                     if connect_failing_since is None:
@@ -430,6 +491,7 @@ class JobsClient:
         path: str,
         query: Mapping[str, str] | None,
         form: Mapping[str, str] | None,
+        json_body: JsonDict | None,
         headers: Mapping[str, str],
         oauth_request: bool,
     ) -> JsonDict:
@@ -447,7 +509,13 @@ class JobsClient:
         try:
             with self._slots:
                 response = self._http.request(
-                    method, path, params=query, data=form, headers=headers, auth=auth
+                    method,
+                    path,
+                    params=query,
+                    data=form,
+                    json=json_body,
+                    headers=headers,
+                    auth=auth,
                 )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, path) from None
@@ -467,7 +535,7 @@ class JobsClient:
             retry_after = min(retry_after, RETRY_AFTER_CAP_S)
         if response.status_code == 429:
             self._bucket.slow_down(retry_after if retry_after is not None else 1.0)
-        raise _RetryableError(error, retry_after=retry_after)
+        raise _RetryableError(error, retry_after=retry_after, throttled=response.status_code == 429)
 
     def _record(self, response: httpx.Response) -> None:
         org_id = response.headers.get("X-Databricks-Org-Id")

@@ -48,6 +48,12 @@ class NotFoundError(ApiError):
     """The run or job does not exist (400 "does not exist", or 404): deleted or expired."""
 
 
+class UncertainWriteError(ApiError):
+    """A write request (a repair) timed out or got a 5xx: it may or may not have been applied.
+
+    Never retried blindly: the caller re-reads what it acted on and decides."""
+
+
 class NetworkError(JobrunsError):
     """The host could not be reached (DNS, refused, timeouts) within the retry deadline."""
 

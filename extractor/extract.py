@@ -160,6 +160,21 @@ def needs_full_fetch(run: dict[str, Any]) -> bool:
     return any((t.get("attempt_number") or 0) > 0 for t in run.get("tasks") or [])
 
 
+def complete_run(client: Any, run: dict[str, Any]) -> RunBundle:
+    """A runs/get body with the iterations of its for-each tasks read: what the store keeps of
+    one run. `client` needs only get_run."""
+    iterations: dict[int, list[dict[str, Any]]] = {}
+    for task in run.get("tasks") or []:
+        if task_type(task) != "for_each_task":
+            continue
+        if _never_iterated(task):
+            iterations[int(task["run_id"])] = []
+            continue
+        parent = client.get_run(int(task["run_id"]), include_history=False)
+        iterations[int(task["run_id"])] = parent.get("iterations") or []
+    return RunBundle(run, iterations)
+
+
 def _never_iterated(task: dict[str, Any]) -> bool:
     """A finished for-each task whose stats count no iteration needs no runs/get."""
     stats = ((task.get("for_each_task") or {}).get("stats") or {}).get("task_run_stats") or {}
@@ -493,16 +508,7 @@ class Extraction:
             if job == "get"
             else strip_paging(listed)
         )
-        iterations: dict[int, list[dict[str, Any]]] = {}
-        for task in run.get("tasks") or []:
-            if task_type(task) != "for_each_task":
-                continue
-            if _never_iterated(task):
-                iterations[int(task["run_id"])] = []
-                continue
-            parent = self.client.get_run(int(task["run_id"]), include_history=False)
-            iterations[int(task["run_id"])] = parent.get("iterations") or []
-        return RunBundle(run, iterations)
+        return complete_run(self.client, run)
 
     # -- writing -------------------------------------------------------------------------
 

@@ -268,6 +268,26 @@ TABLES["export_state"] = {
 KEYS["export_state"] = ("destination", "format", "table_name", "workspace_id")
 
 
+# Every write request jobruns sent to a workspace (`jobruns repair` / `cancel` with --yes), kept
+# as an audit trail: what was asked, what the API answered (or the error), by whom on which host.
+# outcome: 'done', 'refused' (the API said no: changed meanwhile, forbidden) or 'failed'.
+TABLES["actions"] = {
+    "action_id": "VARCHAR",
+    "at": "TIMESTAMPTZ",
+    "action": "VARCHAR",
+    "workspace_id": "VARCHAR",
+    "host": "VARCHAR",
+    "job_id": "BIGINT",
+    "run_id": "BIGINT",
+    "request": "JSON",
+    "response": "JSON",
+    "error": "VARCHAR",
+    "outcome": "VARCHAR",
+    "repair_id": "BIGINT",
+    "actor": "VARCHAR",
+}
+KEYS["actions"] = ("workspace_id", "action_id")
+
 # The store's own bookkeeping tables, beside the API tables of extractor.schema.
 STATE_TABLES: dict[str, dict[str, str]] = {
     "jobruns_meta": {"key": "VARCHAR", "value": "VARCHAR"},

@@ -68,6 +68,10 @@ WORKS = [
     (["billing", "import", "billing.csv", *DB], 0, "imported"),
     (["export", "lake", "--format", "parquet", *DB], 0, "(parquet)"),
     (["bench", "--tiny", "--only", "views"], 0, "pip install 'jobruns[export]'"),
+    # The actions import no extra: without a host they stop at the configuration.
+    (["repair", *DB], 2, "no Databricks host configured"),
+    (["cancel", "--stuck", *DB], 2, "no Databricks host configured"),
+    (["output", "1", *DB], 2, "no Databricks host configured"),
 ]
 # (command line, the missing package, the extra it must name)
 NEEDS_AN_EXTRA = [

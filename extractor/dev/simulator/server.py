@@ -1,6 +1,6 @@
 """HTTP front of the simulated workspace: auth (PAT, OAuth M2M), faults, admin endpoints.
 
-Serves the Workspace's Jobs 2.2 read API on 127.0.0.1 with the real service's status codes,
+Serves the Workspace's Jobs 2.2 API (reads, and the repair and cancel writes, each logged) on 127.0.0.1 with the real service's status codes,
 error bodies and headers. Holds one lock around the workspace; never listens beyond localhost.
 """
 
@@ -30,7 +30,17 @@ ENDPOINTS = {
     "/api/2.2/jobs/list": "api_list_jobs",
     "/api/2.2/jobs/get": "api_get_job",
     "/api/2.1/clusters/get": "api_get_cluster",
+    "/api/2.2/jobs/runs/export": "api_export_run",
+    "/api/2.2/jobs/runs/get-output": "api_get_run_output",
 }
+# Write endpoints take a JSON body; each request is kept in the request log.
+POST_ENDPOINTS = {
+    "/api/2.2/jobs/runs/repair": "api_repair_run",
+    "/api/2.2/jobs/runs/cancel": "api_cancel_run",
+    "/api/2.2/jobs/runs/cancel-all": "api_cancel_all_runs",
+}
+# Endpoints that act on (or read the output of) a run need more than Can View on its job.
+MANAGE_PATHS = frozenset(POST_ENDPOINTS)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class SimServer:
         client_secret: str | None = None,
         oauth_expires_in: int = 3600,
         forbidden_jobs: set[int] | None = None,
+        manage_forbidden_jobs: set[int] | None = None,
     ) -> None:
         self.workspace = workspace
         seed = workspace.seed
@@ -88,6 +99,9 @@ class SimServer:
         )
         self.oauth_expires_in = oauth_expires_in
         self.forbidden_jobs: set[int] = set(forbidden_jobs or ())
+        # Jobs the token may view but not act on (no CAN MANAGE RUN): writes answer 403.
+        self.manage_forbidden_jobs: set[int] = set(manage_forbidden_jobs or ())
+        self._log: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self._oauth_tokens: dict[str, float] = {}
         self._revoked: set[str] = set()
@@ -148,8 +162,18 @@ class SimServer:
                 "now_ms": self.workspace.now_ms,
             }
 
+    def request_log(self, method: str | None = None) -> list[dict[str, Any]]:
+        """API requests in arrival order: {method, path, status, body} (body: POSTs' JSON)."""
+        with self.lock:
+            return [dict(e) for e in self._log if method is None or e["method"] == method]
+
+    def log(self, method: str, path: str, status: int, body: Any) -> None:
+        with self.lock:
+            self._log.append({"method": method, "path": path, "status": status, "body": body})
+
     def reset_stats(self) -> None:
         with self.lock:
+            self._log.clear()
             self._counts.clear()
             self._statuses.clear()
             self._injected.clear()
@@ -239,15 +263,21 @@ class SimServer:
             "scope": form.get("scope") or "all-apis",
         }
 
-    def call(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        method = getattr(self.workspace, ENDPOINTS[path])
+    def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        method = getattr(self.workspace, ENDPOINTS.get(path) or POST_ENDPOINTS[path])
         with self.lock:
+            if path in MANAGE_PATHS:
+                owner = self._owner(params)
+                if owner is None and params.get("job_id") not in (None, ""):
+                    owner = int(params["job_id"])
+                if owner in self.forbidden_jobs or owner in self.manage_forbidden_jobs:
+                    raise ApiError(
+                        403,
+                        "PERMISSION_DENIED",
+                        f"User does not have Can Manage Run permission on job {owner}.",
+                    )  # the wording is our assumption; the code and status are the API's
             if path == "/api/2.2/jobs/runs/get" and self.forbidden_jobs:
-                try:
-                    rid = int(params.get("run_id", ""))
-                except ValueError:
-                    rid = -1
-                owner = self.workspace.owner_job(rid)
+                owner = self._owner(params)
                 if owner in self.forbidden_jobs:
                     raise ApiError(
                         403,
@@ -264,6 +294,13 @@ class SimServer:
                     )
             result: dict[str, Any] = method(params)
             return result
+
+    def _owner(self, params: dict[str, Any]) -> int | None:
+        try:
+            rid = int(params.get("run_id", ""))
+        except (TypeError, ValueError):
+            rid = -1
+        return self.workspace.owner_job(rid)
 
     def admin(self, method: str, path: str, params: dict[str, str], body: bytes) -> tuple[int, Any]:
         ws = self.workspace
@@ -393,7 +430,9 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 sim.count(path, status)
                 self._send(status, out)
                 return
-            if path not in ENDPOINTS or method != "GET":
+            if (method == "GET" and path not in ENDPOINTS) or (
+                method == "POST" and path not in POST_ENDPOINTS
+            ):
                 sim.count(path, 404)
                 self._send(
                     404,
@@ -447,11 +486,26 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                     return
+            request: Any = params
+            if method == "POST":
+                try:
+                    request = json.loads(body or b"{}")
+                except ValueError:
+                    request = None
+                if not isinstance(request, dict):
+                    sim.count(path, 400)
+                    sim.log(method, path, 400, body.decode(errors="replace"))
+                    self._send(
+                        400,
+                        {"error_code": "MALFORMED_REQUEST", "message": "Malformed JSON body."},
+                    )
+                    return
             err = sim.authenticate(self.headers.get("Authorization"))
             if err is None:
                 try:
-                    out = sim.call(path, params)
+                    out = sim.call(path, request)
                     sim.count(path, 200)
+                    sim.log(method, path, 200, request if method == "POST" else None)
                     self._send(200, out)
                     return
                 except ApiError as exc:
@@ -462,6 +516,7 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 else None
             )
             sim.count(path, err.status)
+            sim.log(method, path, err.status, request if method == "POST" else None)
             self._send(err.status, err.body(), headers=headers)
 
     return Handler
@@ -477,6 +532,7 @@ def serve(
     client_secret: str | None = None,
     oauth_expires_in: int = 3600,
     forbidden_jobs: set[int] | None = None,
+    manage_forbidden_jobs: set[int] | None = None,
 ) -> SimServer:
     """Start serving `workspace` on 127.0.0.1 (port 0 = ephemeral); returns the running server."""
     return SimServer(
@@ -488,4 +544,5 @@ def serve(
         client_secret=client_secret,
         oauth_expires_in=oauth_expires_in,
         forbidden_jobs=forbidden_jobs,
+        manage_forbidden_jobs=manage_forbidden_jobs,
     )

@@ -1,8 +1,8 @@
-"""A simulated Databricks workspace: jobs, 60 days of runs, a clock, and the Jobs 2.2 read API.
+"""A simulated Databricks workspace: jobs, 60 days of runs, a clock, and the Jobs 2.2 API.
 
 `Workspace.generate` builds a deterministic workspace per seed; `advance` moves its clock (new
 runs, progress, late repairs, deletions, retention); the `api_*` methods answer like the real
-endpoints. Never reads the wall clock except for the default `now_ms`, never uses global random.
+endpoints (reads here, repair/cancel/export in `_actions`). Never reads the wall clock except for the default `now_ms`, never uses global random.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import _catalog
+from . import _actions, _catalog
 from ._billing import PRICE_COLUMNS, USAGE_COLUMNS, Billing, write_csv
 from ._model import DAY_MS, HOUR_MS, RETENTION_MS, JobDef, RunRec, TaskRun
 from ._planner import Planner, is_failure
@@ -371,6 +371,20 @@ class Workspace:
             raise ValueError(f"run {run_id} cannot be repaired (active, legacy or nothing failed)")
         self._index(run)
         return run.segments[-1].repair_id
+
+    def task_run(self, run_id: int) -> TaskRun | None:
+        """A task run (or a legacy run's single task) that the API shows at this clock."""
+        hit = self._task_index.get(run_id)
+        if hit is not None and hit[0] in self.runs and hit[1].appear <= self.now_ms:
+            return hit[1]
+        run = self.runs.get(run_id)
+        if run is not None and run.legacy and run.tasks:
+            return run.tasks[0]
+        return None
+
+    def forget_task_run(self, run_id: int) -> None:
+        """A planned task run that will never happen now (its run was cancelled first)."""
+        self._task_index.pop(run_id, None)
 
     def delete_run(self, run_id: int) -> None:
         """Delete a run as runs/delete would."""
@@ -726,6 +740,26 @@ class Workspace:
                     {"c": [-last.created_time, -last.job_id], "n": name, "x": expand}
                 )
         return out
+
+    def api_repair_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/2.2/jobs/runs/repair."""
+        return _actions.repair(self, body)
+
+    def api_cancel_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/2.2/jobs/runs/cancel."""
+        return _actions.cancel(self, body)
+
+    def api_cancel_all_runs(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/2.2/jobs/runs/cancel-all."""
+        return _actions.cancel_all(self, body)
+
+    def api_export_run(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/runs/export."""
+        return _actions.export(self, params)
+
+    def api_get_run_output(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/runs/get-output."""
+        return _actions.get_output(self, params)
 
     def api_get_cluster(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.1/clusters/get: the workspace's all-purpose clusters."""
