@@ -34,7 +34,7 @@ from extractor.flatten import (
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
 from extractor.schema import STATE_TABLES
-from extractor.store import LOCK_WAIT_S, RunSignature, Store
+from extractor.store import LOCK_WAIT_S, RunSignature, Store, is_interrupt
 
 log = logging.getLogger("jobruns.extract")
 
@@ -232,7 +232,7 @@ class Extraction:
             self._extract(jobs, t0)
             result.status = "ok"
         except BaseException as exc:
-            result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            result.status = "interrupted" if is_interrupt(exc) else "failed"
             result.errors.append(str(exc) or type(exc).__name__)
             raise
         finally:

@@ -50,6 +50,14 @@ class RunSignature:
     deleted: bool
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C or SIGTERM: a KeyboardInterrupt, or the error DuckDB raises for one that landed
+    inside a query."""
+    return isinstance(exc, KeyboardInterrupt | duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+    )
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc)
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)

@@ -23,6 +23,7 @@ from rich.markup import escape
 from extractor.cli import actions, analytics, dev, extract, lake, prices
 from extractor.cli._common import cli, stderr
 from extractor.errors import Interrupted, JobrunsError
+from extractor.store import is_interrupt
 
 __all__ = ["actions", "analytics", "cli", "dev", "extract", "lake", "main", "prices"]
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         stderr.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
+        if is_interrupt(exc):
+            # Ctrl-C or SIGTERM landed inside a DuckDB query, which raises its own error.
+            stderr.print("interrupted: what was committed is kept; run again to continue")
+            _exit_now(Interrupted.exit_code)
         if debug:
             traceback.print_exc()
         stderr.print(
