@@ -33,7 +33,9 @@ def rules(**settings: dict[str, Any]) -> Rules:
     return Rules.model_validate(data)
 
 
-def run_rules(con: duckdb.DuckDBPyConnection, only: Rules, since: timedelta = 24 * H) -> list[Alert]:
+def run_rules(
+    con: duckdb.DuckDBPyConnection, only: Rules, since: timedelta = 24 * H
+) -> list[Alert]:
     refresh_materialized(con, None)
     return evaluate(con, only, now=NOW, since=since).alerts
 
@@ -155,7 +157,9 @@ def test_stuck_run_over_factor_times_p95_or_past_its_timeout(con):
 # -- cost_spike ----------------------------------------------------------------------------
 
 
-def add_costed_run(con: duckdb.DuckDBPyConnection, run_id: int, start: datetime, minutes: float) -> None:
+def add_costed_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, start: datetime, minutes: float
+) -> None:
     """A run with one task on its own job cluster: its cost is proportional to its minutes."""
     add_run(con, run_id, start=start, minutes=minutes)
     add_task(con, run_id * 10, run_id, start=start, minutes=minutes, cluster_id=f"c{run_id}")
@@ -185,7 +189,9 @@ def test_cost_spike_against_the_mean_of_the_previous_n_costed_runs(con):
 # -- missed_schedule -----------------------------------------------------------------------
 
 
-def add_scheduled_job(con: duckdb.DuckDBPyConnection, job_id: int, cron: str, tz: str = "UTC", **extra: Any) -> None:
+def add_scheduled_job(
+    con: duckdb.DuckDBPyConnection, job_id: int, cron: str, tz: str = "UTC", **extra: Any
+) -> None:
     add_job(
         con,
         job_id,
@@ -260,7 +266,11 @@ def test_new_failure_cause_alerts_signatures_first_seen_in_the_window(con):
     out = evaluate(con, rules(new_failure_cause={}), now=NOW)
     assert out.notes == []
     assert [(a.key, a.title, a.fired_at) for a in out.alerts] == [
-        ("new_failure_cause:sig-new", "new failure cause: OutOfMemoryError in a stage failure", NOW - 2 * H)
+        (
+            "new_failure_cause:sig-new",
+            "new failure cause: OutOfMemoryError in a stage failure",
+            NOW - 2 * H,
+        )
     ]
 
 
@@ -304,7 +314,10 @@ def test_a_rules_file_sets_every_rule_and_the_webhooks():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[rules.failure_streak]\nn = 3\nlength = 4\n", "line 3: unknown key 'rules.failure_streak.length'"),
+        (
+            "[rules.failure_streak]\nn = 3\nlength = 4\n",
+            "line 3: unknown key 'rules.failure_streak.length'",
+        ),
         ("since = '1h'\n\n[rules.flaky_jobs]\nn = 1\n", "line 3: unknown rule 'flaky_jobs'"),
         ("[rules.cost_spike]\nfactor = 'big'\n", "line 2: rules.cost_spike.factor:"),
         ("[rules.missed_schedule]\ngrace = '30 minutes'\n", "line 2: rules.missed_schedule.grace:"),

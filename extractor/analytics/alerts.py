@@ -493,8 +493,10 @@ def _missed_schedule(
         seen = job["last_success_at"] or now
         horizon = min(seen, now) - rule.grace
         lo = start - rule.grace
-        if job["created_time"] is not None:
-            lo = max(lo, job["created_time"])
+        # Nor before the store's first run of the workspace (the API keeps 60 days of runs).
+        for bound in (job["created_time"], job["first_run_at"]):
+            if bound is not None:
+                lo = max(lo, bound)
         if horizon <= lo:
             continue
         try:

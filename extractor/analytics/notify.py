@@ -28,7 +28,7 @@ log = logging.getLogger("jobruns.alerts")
 
 STDOUT = "stdout"  # the destination of alerts when no webhook is given: printed once
 RETRIES = 3  # attempts after the first, on 429, 5xx and connection errors
-BACKOFF_S = 0.5  # doubled each retry; a Retry-After (capped) wins
+BACKOFF_S = 0.25  # doubled each retry; a Retry-After (capped) wins
 MAX_RETRY_AFTER_S = 30.0
 TIMEOUT_S = 10.0
 # Slack allows 50 blocks per message (https://api.slack.com/reference/block-kit/blocks);
@@ -415,14 +415,15 @@ def deliver(
                 printer(dest, chosen)
             for message in _messages(chosen):
                 error: str | None = None
-                if dest.url is not None and outcome.error is None:
+                tried = outcome.error is None
+                if dest.url is not None and tried:
                     try:
                         post(client, dest.url, PAYLOADS[dest.format](message), sleep=sleep)
                     except DeliveryFailed as exc:
                         error = str(exc)
                 elif outcome.error is not None:
                     error = "not tried: an earlier message to this destination failed"
-                _mark(store, dest, message, now, error)
+                _mark(store, dest, message, now, error, tried=dest.url is None or tried)
                 if error is None:
                     outcome.sent.extend(message)
                 else:
@@ -437,7 +438,13 @@ def _known_sent(con: duckdb.DuckDBPyConnection, dest: Destination) -> set[str]:
 
 
 def _mark(
-    store: Store, dest: Destination, alerts: list[Alert], now: datetime, error: str | None
+    store: Store,
+    dest: Destination,
+    alerts: list[Alert],
+    now: datetime,
+    error: str | None,
+    *,
+    tried: bool,
 ) -> None:
     keys = [a.key for a in alerts]
     with store.transaction() as con:
@@ -451,7 +458,7 @@ def _mark(
         else:
             con.execute(
                 "UPDATE alert_log SET status = 'failed', last_attempt_at = ?,"
-                " attempts = attempts + 1, error = ?"
+                " attempts = attempts + ?, error = ?"
                 " WHERE destination_id = ? AND list_contains(?, key)",
-                [now, error, dest.id, keys],
+                [now, int(tried), error, dest.id, keys],
             )
