@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -331,3 +333,12 @@ def test_a_bad_rules_file_is_refused_with_its_line(text, message):
         parse_rules(text, "rules.toml")
     assert message in str(exc.value)
     assert str(exc.value).startswith("rules.toml")
+
+
+def test_the_readme_rules_file_example_is_valid():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Alerts", 1)[1].split("\n### ", 1)[0]
+    (example,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    config = parse_rules(example)
+    assert config.rules.failure_streak.n == 3
+    assert len(config.webhook_list()) == 2

@@ -68,6 +68,7 @@ WORKS = [
     (["billing", "import", "billing.csv", *DB], 0, "imported"),
     (["export", "lake", "--format", "parquet", *DB], 0, "(parquet)"),
     (["bench", "--tiny", "--only", "views"], 0, "pip install 'jobruns[export]'"),
+    (["alerts", "--dry-run", *DB], 0, "note: new_failure_cause: disabled"),
 ]
 # (command line, the missing package, the extra it must name)
 NEEDS_AN_EXTRA = [
