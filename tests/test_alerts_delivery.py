@@ -324,3 +324,11 @@ def test_bad_rules_file_and_bad_webhook_are_usage_errors(tmp_path, capsys):
     assert code == 2 and "X/Y" not in text
     code, text = jobruns(capsys, "extract", "--db", db, "--webhook", "https://a.example/x")
     assert code == 2 and "need --alerts" in text
+
+
+def test_an_error_echoing_the_url_is_masked():
+    url = f"https://alerts.example.com/hooks/{SECRET}?sig=abc"
+    transport = httpx.MockTransport(lambda request: httpx.Response(404, text=f"no hook {url}"))
+    with httpx.Client(transport=transport) as client, pytest.raises(DeliveryFailed) as exc:
+        post(client, url, {}, sleep=no_sleep)
+    assert SECRET not in str(exc.value) and "sig=abc" not in str(exc.value)

@@ -230,8 +230,7 @@ def post(
         try:
             response = client.post(url, content=body, headers=headers)
         except httpx.TransportError as exc:
-            # httpx's messages name the error, not the URL; its class says which one it was.
-            error = DeliveryFailed(f"{type(exc).__name__}: {exc}", retryable=True)
+            error = DeliveryFailed(_scrub(f"{type(exc).__name__}: {exc}", url), retryable=True)
             if last:
                 raise error from exc
             sleep(delay)
@@ -239,7 +238,7 @@ def post(
             continue
         if 200 <= response.status_code < 300:
             return
-        text = " ".join(response.text.split())[:200]
+        text = _scrub(" ".join(response.text.split())[:200], url)
         retryable = response.status_code == 429 or response.status_code >= 500
         error = DeliveryFailed(f"HTTP {response.status_code}: {text}".strip(), retryable=retryable)
         if not retryable or last:
@@ -250,6 +249,15 @@ def post(
             wait = min(float(retry_after), MAX_RETRY_AFTER_S)
         sleep(wait)
         delay *= 2
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error message with the webhook's secret part (path, query) masked, should it echo it."""
+    parts = urlsplit(url)
+    for secret in (url, parts.path, parts.query):
+        if len(secret) > 1:
+            text = text.replace(secret, "/***" if secret == parts.path else "***")
+    return text
 
 
 # -- the alert log -------------------------------------------------------------------------
