@@ -266,6 +266,7 @@ TABLES["export_state"] = {
     "exported_at": "TIMESTAMPTZ",
 }
 KEYS["export_state"] = ("destination", "format", "table_name", "workspace_id")
+KEYS["alert_log"] = ("destination_id", "key")
 
 
 # Every write request jobruns sent to a workspace (`jobruns repair` / `cancel` with --yes), kept
@@ -323,6 +324,28 @@ STATE_TABLES: dict[str, dict[str, str]] = {
         "errors": "VARCHAR[]",
         "duration_ms": "BIGINT",
         "message": "VARCHAR",
+    },
+    # Every alert `jobruns alerts` found, once per destination (a webhook, or 'stdout' when none
+    # was given): pending until a 2xx came back, then sent, never sent again. A webhook URL is a
+    # secret: destination_id is a hash of it and destination its masked form, never the URL.
+    # `alert` holds the whole alert as delivered, so a pending one can be sent later as it was.
+    "alert_log": {
+        "destination_id": "VARCHAR",
+        "destination": "VARCHAR",
+        "key": "VARCHAR",
+        "rule": "VARCHAR",
+        "severity": "VARCHAR",
+        "workspace_id": "VARCHAR",
+        "job_id": "BIGINT",
+        "run_id": "BIGINT",
+        "fired_at": "TIMESTAMPTZ",
+        "recorded_at": "TIMESTAMPTZ",
+        "status": "VARCHAR",
+        "attempts": "INTEGER",
+        "last_attempt_at": "TIMESTAMPTZ",
+        "sent_at": "TIMESTAMPTZ",
+        "error": "VARCHAR",
+        "alert": "JSON",
     },
 }
 

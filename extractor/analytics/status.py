@@ -27,6 +27,9 @@ class StoreStatus:
     deleted_runs: int = 0
     # How terminal runs got their cost (see report.cost_coverage); None before views exist.
     cost_coverage: dict[str, Any] | None = None
+    # The latest alerts of `jobruns alerts`, per destination (masked), and how many wait.
+    recent_alerts: list[dict[str, Any]] = field(default_factory=list)
+    pending_alerts: int = 0
 
     @property
     def last_success_at(self) -> datetime | None:
@@ -59,6 +62,17 @@ def read_status(path: Path) -> StoreStatus:
                 " runs_refreshed, runs_deleted, requests, duration_ms, rescan"
                 " FROM extract_log ORDER BY started_at DESC LIMIT 5",
             )
+        if "alert_log" in existing:
+            status.recent_alerts = fetch_dicts(
+                con,
+                "SELECT fired_at, rule, severity, destination, status, sent_at, error,"
+                " json_extract_string(alert, '$.title') AS title"
+                " FROM alert_log ORDER BY fired_at DESC, key LIMIT 5",
+            )
+            pending = con.execute(
+                "SELECT count(*) FROM alert_log WHERE status <> 'sent'"
+            ).fetchone()
+            status.pending_alerts = int(pending[0]) if pending else 0
         if "runs" in existing:
             counts = con.execute(
                 "SELECT count(*) FILTER (WHERE is_active AND deleted_at IS NULL),"
@@ -89,6 +103,8 @@ def render_status(status: StoreStatus, fmt: str, echo: Callable[[str], None]) ->
             "workspaces": status.workspaces,
             "last_extracts": status.last_extracts,
             "cost_coverage": status.cost_coverage,
+            "recent_alerts": status.recent_alerts,
+            "pending_alerts": status.pending_alerts,
         }
         echo(json.dumps(payload, default=str, indent=2))
         return
@@ -108,4 +124,12 @@ def render_status(status: StoreStatus, fmt: str, echo: Callable[[str], None]) ->
             f"  {_fmt(e['started_at'])} {e['status']}: {e['runs_new']} new, {e['runs_changed']} changed, "
             f"{e['runs_refreshed']} refreshed, {e['runs_deleted']} deleted, {e['requests']} requests, "
             f"{(e['duration_ms'] or 0) / 1000:.1f} s{' (rescan)' if e['rescan'] else ''}"
+        )
+    if status.recent_alerts:
+        echo(f"alerts: {status.pending_alerts:,} pending delivery; latest:")
+    for a in status.recent_alerts:
+        state = a["status"] if a["status"] != "failed" else f"failed ({a['error']})"
+        echo(
+            f"  {_fmt(a['fired_at'])} {a['severity']} {a['rule']}: {a['title']} "
+            f"-> {a['destination']} {state}"
         )

@@ -20,12 +20,22 @@ import click
 from rich.markup import escape
 
 # Importing the command modules registers their commands on the group.
-from extractor.cli import actions, analytics, dev, extract, lake, prices
+from extractor.cli import actions, alerts, analytics, dev, extract, lake, prices
 from extractor.cli._common import cli, stderr
 from extractor.errors import Interrupted, JobrunsError
 from extractor.store import is_interrupt
 
-__all__ = ["actions", "analytics", "cli", "dev", "extract", "lake", "main", "prices"]
+__all__ = [
+    "actions",
+    "alerts",
+    "analytics",
+    "cli",
+    "dev",
+    "extract",
+    "lake",
+    "main",
+    "prices",
+]
 
 
 def main(argv: list[str] | None = None) -> None:

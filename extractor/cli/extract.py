@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from extractor.cli._common import cli, db_option, db_path, duration, now
+from extractor.cli._common import cli, db_option, db_path, duration, now, stderr
+from extractor.cli.alerts import alert_options, run_alerts
 from extractor.errors import JobrunsError, UsageError
 
 
@@ -58,6 +60,8 @@ from extractor.errors import JobrunsError, UsageError
     help="Requests in flight.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--alerts", "with_alerts", is_flag=True, help="Then run `jobruns alerts`.")
+@alert_options("--alert-since")
 def extract(
     host: str | None,
     token: str | None,
@@ -75,6 +79,12 @@ def extract(
     max_rps: float,
     concurrency: int,
     quiet: bool,
+    with_alerts: bool,
+    rules_file: Path | None,
+    webhooks: tuple[str, ...],
+    webhook_format: str | None,
+    alert_since: str | None,
+    max_per_call: int | None,
 ) -> None:
     """Extract new and changed job runs into the store.
 
@@ -82,10 +92,24 @@ def extract(
     First run: the whole API retention (60 days). Then, each run reads from the watermark
     (minus --overlap), refreshes runs that were active, re-reads the last --repair-window
     for repairs every --repair-every, and the whole retention every --rescan-every.
+
+    With --alerts, `jobruns alerts` runs after it with the same --rules, --webhook,
+    --webhook-format and --max-per-call (--alert-since for its --since), when at least one
+    workspace was extracted.
     """
     from extractor.config import list_profiles, parse_since, resolve_workspace
 
     started = now()
+    if not with_alerts and (
+        rules_file or webhooks or webhook_format or alert_since or max_per_call
+    ):
+        raise UsageError(
+            "--rules, --webhook, --webhook-format, --alert-since and --max-per-call need --alerts"
+        )
+    if with_alerts and rules_file:
+        from extractor.analytics.alerts import load_rules
+
+        load_rules(rules_file)  # a bad rules file stops the command before it extracts
     options = _extract_options(
         since=parse_since(since, started) if since else None,
         until=parse_since(until, started, option="--until") if until else None,
@@ -116,6 +140,24 @@ def extract(
         workspaces = [(profile or config.host, config)]
     outcomes = run_extract(workspaces, db_path(db), options, max_rps=max_rps, quiet=quiet)
     failed = [o for o in outcomes if o.error is not None]
+    # A workspace that failed keeps its old data; the rules see it only up to its last success.
+    alert_error: JobrunsError | None = None
+    if with_alerts and len(failed) < len(outcomes):
+        try:
+            run_alerts(
+                db,
+                rules_file=rules_file,
+                webhooks=webhooks,
+                webhook_format=webhook_format,
+                alert_since=alert_since,
+                max_per_call=max_per_call,
+            )
+        except JobrunsError as exc:
+            if not failed:
+                raise
+            alert_error = exc
+    if alert_error is not None:
+        stderr.print(f"[red]error:[/] {escape(str(alert_error))}", soft_wrap=True)
     if len(outcomes) == 1 and failed:
         raise failed[0].error
     if failed:
