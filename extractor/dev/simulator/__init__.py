@@ -6,7 +6,8 @@ knows the exact store rows an extraction must produce. Imports nothing from the 
 
 from __future__ import annotations
 
+from ._model import ApiError
 from .server import Faults, SimServer, serve
-from .workspace import ApiError, Workspace
+from .workspace import Workspace
 
 __all__ = ["ApiError", "Faults", "SimServer", "Workspace", "serve"]

@@ -9,23 +9,37 @@ comments are our assumption: Databricks documents the codes, not every message t
 from __future__ import annotations
 
 import html
+import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._model import Outcome, RunRec
+from ._model import ApiError, JobDef, Outcome, RunRec, TaskRun
 from ._planner import is_failure, latest_by_key, truncate
 from ._render import run_view
 
-if TYPE_CHECKING:
-    from .workspace import Workspace
+
+class Workspace(Protocol):
+    """What the actions use of the workspace (extractor.dev.simulator.workspace.Workspace)."""
+
+    now_ms: int
+    rng: random.Random
+    jobs: dict[int, JobDef]
+    runs: dict[int, RunRec]
+
+    def api_get_run(self, params: Mapping[str, str]) -> dict[str, Any]: ...
+
+    def repair_run(self, run_id: int, at_ms: int | None = None) -> int: ...
+
+    def task_run(self, run_id: int) -> TaskRun | None: ...
+
+    def forget_task_run(self, run_id: int) -> None: ...
+
 
 CANCELED = Outcome("TERMINATED", "CANCELED", "USER_CANCELED", "SUCCESS", "Run canceled by user.")
 VIEWS = ("CODE", "DASHBOARDS", "ALL")
 
 
 def _error(status: int, code: str, message: str) -> Exception:
-    from .workspace import ApiError
-
     return ApiError(status, code, message)
 
 

@@ -179,3 +179,16 @@ class RunRec:
     @property
     def planned_end(self) -> int:
         return self.segments[-1].end
+
+
+class ApiError(Exception):
+    """An error response: HTTP status, error_code (string or number) and message."""
+
+    def __init__(self, status: int, error_code: str | int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message}

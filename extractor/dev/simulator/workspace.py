@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _actions, _catalog
 from ._billing import PRICE_COLUMNS, USAGE_COLUMNS, Billing, write_csv
-from ._model import DAY_MS, HOUR_MS, RETENTION_MS, JobDef, RunRec, TaskRun
+from ._model import DAY_MS, HOUR_MS, RETENTION_MS, ApiError, JobDef, RunRec, TaskRun
 from ._planner import Planner, is_failure
 from ._render import Renderer, run_view, visible_segments, visible_tasks
 from ._truth import job_aggregates, truth_tables
@@ -27,19 +27,6 @@ from ._truth import job_aggregates, truth_tables
 PAGE = 100  # array elements per runs/get page
 RUNS_OFFSET_CAP = 10_000
 JOBS_OFFSET_CAP = 1_000
-
-
-class ApiError(Exception):
-    """An error response: HTTP status, error_code (string or number) and message."""
-
-    def __init__(self, status: int, error_code: str | int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_code = error_code
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {"error_code": self.error_code, "message": self.message}
 
 
 def invalid(message: str) -> ApiError:
