@@ -20,11 +20,11 @@ import click
 from rich.markup import escape
 
 # Importing the command modules registers their commands on the group.
-from extractor.cli import analytics, dev, extract, lake, prices
+from extractor.cli import analytics, auth, dev, extract, lake, prices
 from extractor.cli._common import cli, stderr
 from extractor.errors import Interrupted, JobrunsError
 
-__all__ = ["analytics", "cli", "dev", "extract", "lake", "main", "prices"]
+__all__ = ["analytics", "auth", "cli", "dev", "extract", "lake", "main", "prices"]
 
 
 def main(argv: list[str] | None = None) -> None:
