@@ -206,7 +206,10 @@ def _sdk_config_class() -> type[Any]:
     global _SDK_CONFIG
     if _SDK_CONFIG is not None:
         return _SDK_CONFIG
-    from databricks.sdk.core import Config
+    from extractor.extras import needs
+
+    with needs("databricks.sdk", "jobruns", "signing in to a workspace"):
+        from databricks.sdk.core import Config
 
     # The SDK collects its attributes from the class's own __dict__ on first use and caches them
     # on the class asked; collected on Config first, the subclass inherits the full list.
