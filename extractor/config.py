@@ -31,6 +31,9 @@ _SDK_HTTP_TIMEOUT_S = 10.0
 # Credentials whose header never changes: refreshing them after a refusal cannot help.
 _STATIC_AUTH_TYPES = frozenset({"pat", "basic"})
 
+# The sign-in methods of databricks-sdk's default chain that make sense for jobruns, in the SDK's
+# names (databricks/sdk/credentials_provider.py, DefaultCredentials). Azure managed identity goes
+# through `az login --identity` and azure-cli: this SDK has no separate provider for it.
 AUTH_TYPES = (
     "pat",
     "oauth-m2m",
@@ -38,7 +41,6 @@ AUTH_TYPES = (
     "external-browser",
     "azure-cli",
     "azure-client-secret",
-    "azure-msi",
     "github-oidc",
     "github-oidc-azure",
     "azure-devops-oidc",
@@ -511,9 +513,9 @@ def _sources(
         elif attr.name == "workspace_id" and sdk._jobruns_pasted_id:
             source = "?o= of the host URL"
         elif attr.name == "auth_type":
-            source = "chosen: first method whose settings are present"
+            source = "the first method whose settings are present"
         else:
-            source = "host metadata (/.well-known/databricks-config)"
+            source = "the host metadata, /.well-known/databricks-config"
         shown = _mask(str(value)) if attr.sensitive else _plain(value)
         rows.append(Source(attr.name, shown, source))
     return tuple(rows)

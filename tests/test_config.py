@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from extractor.config import (
+    AUTH_TYPES,
     WorkspaceConfig,
     list_profiles,
     normalize_host,
@@ -151,6 +152,13 @@ def test_token_and_client_secret_together_need_an_auth_type(sim: SimServer) -> N
 def test_unknown_auth_type_lists_the_supported_ones(sim: SimServer) -> None:
     with pytest.raises(ConfigError, match=r"unknown auth type 'kerberos'.*azure-cli"):
         resolve_workspace(sim.url, PAT, auth_type="kerberos", env=env_with())
+
+
+def test_every_auth_type_offered_is_one_the_sdk_knows() -> None:
+    from databricks.sdk.credentials_provider import DefaultCredentials
+
+    known = {provider.auth_type() for provider in DefaultCredentials()._auth_providers}
+    assert set(AUTH_TYPES) <= known
 
 
 def test_forced_auth_type_without_its_settings_says_so(sim: SimServer) -> None:
