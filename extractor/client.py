@@ -49,7 +49,6 @@ RUNS_CANCEL: Final = "/api/2.2/jobs/runs/cancel"
 RUNS_CANCEL_ALL: Final = "/api/2.2/jobs/runs/cancel-all"
 RUNS_EXPORT: Final = "/api/2.2/jobs/runs/export"
 RUNS_GET_OUTPUT: Final = "/api/2.2/jobs/runs/get-output"
-OAUTH_TOKEN: Final = "/oidc/v1/token"
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_CAP_S: Final = 60.0
@@ -62,7 +61,6 @@ CONNECT_TIMEOUT_S: Final = 10.0
 RUNS_LIST_FALLBACK_LIMIT: Final = 20
 JOBS_LIST_LIMIT: Final = 100
 MAX_RUN_READS: Final = 3
-OAUTH_MAX_EARLY_REFRESH_S: Final = 20 * 60.0
 
 RUN_ARRAYS: Final = ("tasks", "job_clusters", "job_parameters", "repair_history", "iterations")
 JOB_SETTINGS_ARRAYS: Final = ("tasks", "job_clusters", "environments", "parameters")
@@ -185,9 +183,9 @@ class JobsClient:
         self._endpoint_counts: Counter[str] = Counter()
         self._workspace_id: str | None = None
         self._runs_limit_cap: int | None = None
-        self._token_lock = threading.Lock()
-        self._access_token: str | None = None
-        self._access_token_stale_at = float("-inf")
+        self._sent_lock = threading.Lock()
+        # Authorization values sent so far (the SDK refreshes them): scrubbed from error texts.
+        self._sent_secrets: set[str] = set()
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if config.workspace_id:
             headers["X-Databricks-Workspace-Id"] = config.workspace_id
@@ -357,18 +355,18 @@ class JobsClient:
         }
         if latest_repair_id:
             body["latest_repair_id"] = latest_repair_id
-        return self._call("POST", RUNS_REPAIR, json_body=body, oauth_request=False, safe=False)
+        return self._call("POST", RUNS_REPAIR, json_body=body, safe=False)
 
     def cancel_run(self, run_id: int) -> JsonDict:
         """runs/cancel (asynchronous: the run ends a moment later). Cancelling twice is harmless."""
-        return self._call("POST", RUNS_CANCEL, json_body={"run_id": run_id}, oauth_request=False)
+        return self._call("POST", RUNS_CANCEL, json_body={"run_id": run_id})
 
     def cancel_all_runs(self, job_id: int, *, all_queued_runs: bool = False) -> JsonDict:
         """runs/cancel-all of one job's active runs (and queued ones with all_queued_runs)."""
         body: JsonDict = {"job_id": job_id}
         if all_queued_runs:
             body["all_queued_runs"] = True
-        return self._call("POST", RUNS_CANCEL_ALL, json_body=body, oauth_request=False)
+        return self._call("POST", RUNS_CANCEL_ALL, json_body=body)
 
     # -- paging helpers --------------------------------------------------------------------------
 
@@ -414,7 +412,7 @@ class JobsClient:
 
     def _get(self, path: str, params: Params) -> JsonDict:
         query = {k: _query_value(v) for k, v in params.items() if v is not None}
-        return self._call("GET", path, query=query, oauth_request=False)
+        return self._call("GET", path, query=query)
 
     def _call(
         self,
@@ -424,7 +422,6 @@ class JobsClient:
         query: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
         json_body: JsonDict | None = None,
-        oauth_request: bool,
         safe: bool = True,
     ) -> JsonDict:
         """One logical call with retries under the deadline; raises the last real error.
@@ -438,17 +435,19 @@ class JobsClient:
         attempt = 0
         while True:
             attempt += 1
-            headers = {} if oauth_request else {"Authorization": self._authorization()}
+            headers = self._auth_headers()
             try:
-                return self._attempt(method, path, query, form, json_body, headers, oauth_request)
+                return self._attempt(method, path, query, form, json_body, headers)
             except AuthError:
-                if oauth_request or self.config.auth_kind != "oauth-m2m" or refreshed_token:
+                # An OAuth token may have been revoked or expired early: get a new one, once.
+                if refreshed_token or not self.config.credentials.refresh():
                     raise
-                # The cached OAuth token may have been revoked or expired early: fetch once more.
                 refreshed_token = True
-                self._invalidate_token(headers["Authorization"])
                 logger.warning(
-                    "%s %s: access token refused; fetching a new OAuth token", method, path
+                    "%s %s: access token refused; getting a new %s token",
+                    method,
+                    path,
+                    self.config.auth_type,
                 )
                 continue
             except _RetryableError as retry:
@@ -493,15 +492,8 @@ class JobsClient:
         form: Mapping[str, str] | None,
         json_body: JsonDict | None,
         headers: Mapping[str, str],
-        oauth_request: bool,
     ) -> JsonDict:
         self._bucket.acquire()
-        auth = None
-        if oauth_request:
-            secret = self.config.client_secret
-            auth = httpx.BasicAuth(
-                self.config.client_id or "", secret.get_secret_value() if secret else ""
-            )
         with self._stats_lock:
             self._counts["requests"] += 1
             self._endpoint_counts[path] += 1
@@ -509,13 +501,7 @@ class JobsClient:
         try:
             with self._slots:
                 response = self._http.request(
-                    method,
-                    path,
-                    params=query,
-                    data=form,
-                    json=json_body,
-                    headers=headers,
-                    auth=auth,
+                    method, path, params=query, data=form, json=json_body, headers=headers
                 )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, path) from None
@@ -524,7 +510,7 @@ class JobsClient:
         logger.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, elapsed_ms)
         if response.is_success:
             return self._json_body(response, path)
-        error = self._error_from_response(response, path, oauth_request)
+        error = self._error_from_response(response, path)
         if response.status_code == 429:
             with self._stats_lock:
                 self._counts["throttled"] += 1
@@ -593,9 +579,7 @@ class JobsClient:
         snippet = f": {_short(text, 80)}" if text else " (empty body)"
         return f"HTTP {status} from {self.host} returned a non-JSON body ({kind}){snippet} [{path}]"
 
-    def _error_from_response(
-        self, response: httpx.Response, path: str, oauth_request: bool
-    ) -> JobrunsError:
+    def _error_from_response(self, response: httpx.Response, path: str) -> JobrunsError:
         status = response.status_code
         error_code: str | None = None
         message = ""
@@ -618,16 +602,6 @@ class JobsClient:
         reason = response.headers.get("X-Databricks-Reason-Phrase", "")
         token_refused = _INVALID_TOKEN in (message + " " + reason).lower()
 
-        if oauth_request:
-            if status in (400, 401, 403):
-                return AuthError(
-                    f"OAuth token request to {self.host} failed: {sentence}. Check the service "
-                    "principal's client id and secret (DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET "
-                    "or the profile's client_id/client_secret)."
-                )
-            return ApiError(
-                f"OAuth token request failed: {sentence}", status=status, error_code=error_code
-            )
         if status == 401 or (status == 403 and (token_refused or error_code == "403")):
             return AuthError(
                 f"authentication failed ({status}) for {self.host}: {detail}. {self._auth_hint()}"
@@ -654,15 +628,8 @@ class JobsClient:
 
     def _auth_hint(self) -> str:
         where = f" (profile {self.config.profile})" if self.config.profile else ""
-        if self.config.auth_kind == "pat":
-            return (
-                f"The personal access token{where} may be expired, revoked or for another "
-                "workspace: create a new one and pass it with --token or DATABRICKS_TOKEN."
-            )
-        return (
-            f"The service principal{where} may lack workspace access or its OAuth secret may be "
-            "revoked: check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET."
-        )
+        hint = _AUTH_HINTS.get(self.config.auth_type, _AUTH_HINTS["default"])
+        return f"{hint}{where}; `jobruns auth describe` shows which credentials were used."
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets():
@@ -673,47 +640,44 @@ class JobsClient:
         return text
 
     def _secrets(self) -> list[str]:
-        values = [self._access_token]
-        for secret in (self.config.token, self.config.client_secret):
-            values.append(secret.get_secret_value() if secret is not None else None)
-        return [v for v in values if v]
+        with self._sent_lock:
+            sent = list(self._sent_secrets)
+        return [*sent, *self.config.credentials.secrets()]
 
     # -- auth ------------------------------------------------------------------------------------
 
-    def _authorization(self) -> str:
-        if self.config.auth_kind == "pat":
-            token = self.config.token
-            return f"Bearer {token.get_secret_value() if token else ''}"
-        with self._token_lock:
-            if self._access_token is None or self._monotonic() >= self._access_token_stale_at:
-                self._fetch_oauth_token()
-            return f"Bearer {self._access_token}"
+    def _auth_headers(self) -> dict[str, str]:
+        """Fresh headers from the credentials (the SDK refreshes an expiring token itself)."""
+        headers = self.config.credentials.headers()
+        with self._sent_lock:
+            for name, value in headers.items():
+                if "authorization" in name.lower() or "token" in name.lower():
+                    self._sent_secrets.update((value, value.partition(" ")[2]))
+        return headers
 
-    def _invalidate_token(self, refused_header: str) -> None:
-        with self._token_lock:
-            # Another thread may already have replaced the refused token.
-            if f"Bearer {self._access_token}" == refused_header:
-                self._access_token = None
 
-    def _fetch_oauth_token(self) -> None:
-        """Called with the token lock held, so concurrent callers wait for one fetch."""
-        fetched_at = self._monotonic()
-        body = self._call(
-            "POST",
-            OAUTH_TOKEN,
-            form={"grant_type": "client_credentials", "scope": "all-apis"},
-            oauth_request=True,
-        )
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"OAuth token response from {self.host} has no access_token")
-        try:
-            ttl = float(body.get("expires_in", 3600))
-        except (TypeError, ValueError):
-            ttl = 3600.0
-        self._access_token = token
-        self._access_token_stale_at = fetched_at + ttl - min(ttl / 2, OAUTH_MAX_EARLY_REFRESH_S)
-        logger.debug("fetched an OAuth access token valid for %.0f s", ttl)
+_AUTH_HINTS: Final = {
+    "pat": (
+        "The personal access token may be expired, revoked or for another workspace: create a "
+        "new one and pass it with --token or DATABRICKS_TOKEN"
+    ),
+    "oauth-m2m": (
+        "The service principal may lack workspace access or its OAuth secret may be revoked: "
+        "check DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET"
+    ),
+    "databricks-cli": (
+        "The Databricks CLI's login may have expired or be for another workspace: run "
+        "`databricks auth login --host HOST` again"
+    ),
+    "azure-cli": (
+        "The Azure CLI's account may have no access to this workspace: check `az account show` "
+        "or run `az login` again"
+    ),
+    "default": (
+        "The workspace refused these credentials: they may be expired, revoked or for another "
+        "workspace"
+    ),
+}
 
 
 def _query_value(value: str | int | bool) -> str:

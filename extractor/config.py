@@ -1,7 +1,8 @@
 """Where the workspace host, credentials, profile and store path come from, and CLI time parsing.
 
-This is the only module that reads environment variables or ~/.databrickscfg. It never performs
-network I/O and never lets a token or client secret into a repr, a log line or an error message.
+Credentials are resolved by databricks-sdk's unified auth (`databricks.sdk.core.Config`), fed from
+flags, DATABRICKS_* variables and ~/.databrickscfg; resolving may contact the workspace (host
+metadata, OAuth token endpoints). No token or secret ever reaches a repr, a log line or an error.
 """
 
 from __future__ import annotations
@@ -10,31 +11,54 @@ import configparser
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
-
-from extractor.errors import ConfigError, UsageError
-
-AuthKind = Literal["pat", "oauth-m2m"]
+from extractor.errors import AuthError, ConfigError, UsageError
 
 DEFAULT_CONFIG_FILE = "~/.databrickscfg"
 DEFAULT_DB_PATH = "jobruns.duckdb"
 _SETTINGS_SECTION = "__settings__"
-# configparser must not treat [DEFAULT] specially: a profile is never merged with DEFAULT.
-_NO_DEFAULT_SECTION = "\x00jobruns-no-default\x00"
-_AUTH_TYPE_ALIASES: dict[str, AuthKind] = {"pat": "pat", "oauth-m2m": "oauth-m2m"}
+# The SDK's own lookups (host metadata, OIDC discovery) retry this long on an unreachable host,
+# instead of its default of 300 s, before our client reports the host as unreachable.
+_SDK_RETRY_TIMEOUT_S = 5
+_SDK_HTTP_TIMEOUT_S = 10.0
+# Credentials whose header never changes: refreshing them after a refusal cannot help.
+_STATIC_AUTH_TYPES = frozenset({"pat", "basic"})
+
+# The sign-in methods of databricks-sdk's default chain that make sense for jobruns, in the SDK's
+# names (databricks/sdk/credentials_provider.py, DefaultCredentials). Azure managed identity goes
+# through `az login --identity` and azure-cli: this SDK has no separate provider for it.
+AUTH_TYPES = (
+    "pat",
+    "oauth-m2m",
+    "databricks-cli",
+    "external-browser",
+    "azure-cli",
+    "azure-client-secret",
+    "github-oidc",
+    "github-oidc-azure",
+    "azure-devops-oidc",
+    "env-oidc",
+    "file-oidc",
+    "google-credentials",
+    "google-id",
+    "metadata-service",
+    "runtime",
+    "basic",
+)
 
 _HOW_TO_CONFIGURE = (
     "Pass --host and --token, or set DATABRICKS_HOST together with DATABRICKS_TOKEN (a personal "
     "access token) or with DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (an OAuth service "
     "principal), or name a profile of ~/.databrickscfg with --profile or DATABRICKS_CONFIG_PROFILE "
-    "(another file via DATABRICKS_CONFIG_FILE)."
+    "(another file via DATABRICKS_CONFIG_FILE); `databricks auth login`, `az login` and the other "
+    "sign-in methods of the Databricks CLI work too (see `jobruns auth describe`)."
 )
 
 
@@ -91,35 +115,78 @@ def _workspace_id_from_url(host: str) -> str | None:
     return values[0] if values and values[0].isdigit() else None
 
 
-class WorkspaceConfig(BaseModel):
-    """One workspace and the credentials to read it. Secrets stay inside `SecretStr`."""
+class Credentials(Protocol):
+    """Where the Authorization header of each request comes from."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def headers(self) -> dict[str, str]:
+        """Headers for the next request; an OAuth token is refreshed before it expires."""
+        ...
+
+    def refresh(self) -> bool:
+        """Drop cached tokens after the workspace refused one; False if that cannot help."""
+        ...
+
+    def secrets(self) -> list[str]:
+        """Every secret value known, so that error texts can be scrubbed of them."""
+        ...
+
+
+@dataclass
+class StaticToken:
+    """A personal access token already in hand (tests, scripts): no SDK, no network."""
+
+    token: str = field(repr=False)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def refresh(self) -> bool:
+        return False
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One setting of a resolved configuration and where it came from (for `auth describe`)."""
+
+    name: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True, repr=False)
+class WorkspaceConfig:
+    """One workspace and the credentials to read it; secrets stay inside `credentials`."""
 
     host: str
-    token: SecretStr | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    auth_type: str | None = None
+    auth_type: str
+    credentials: Credentials = field(compare=False)
     profile: str | None = None
     workspace_id: str | None = None
+    config_file: str | None = None
+    sources: tuple[Source, ...] = field(default=(), compare=False)
 
-    @field_validator("host")
     @classmethod
-    def _normalize(cls, value: str) -> str:
-        return normalize_host(value)
+    def with_token(
+        cls, host: str, token: str, *, workspace_id: str | None = None
+    ) -> WorkspaceConfig:
+        """A workspace read with a personal access token already in hand."""
+        return cls(
+            host=normalize_host(host),
+            auth_type="pat",
+            credentials=StaticToken(token),
+            workspace_id=workspace_id or _workspace_id_from_url(host),
+        )
 
     @property
-    def auth_kind(self) -> AuthKind:
-        """'pat' or 'oauth-m2m': `auth_type` when set, else PAT whenever a token is present."""
-        if self.auth_type in _AUTH_TYPE_ALIASES:
-            return _AUTH_TYPE_ALIASES[self.auth_type]
-        return "pat" if self.token is not None else "oauth-m2m"
+    def auth_kind(self) -> str:
+        """The sign-in method (the SDK's auth type: pat, oauth-m2m, databricks-cli, ...)."""
+        return self.auth_type
 
     def __repr__(self) -> str:
-        fields = [f"host={self.host!r}", f"auth={self.auth_kind!r}"]
-        if self.client_id:
-            fields.append(f"client_id={self.client_id!r}")
+        fields = [f"host={self.host!r}", f"auth={self.auth_type!r}"]
         if self.profile:
             fields.append(f"profile={self.profile!r}")
         if self.workspace_id:
@@ -128,22 +195,121 @@ class WorkspaceConfig(BaseModel):
 
     def __str__(self) -> str:
         where = f" (profile {self.profile})" if self.profile else ""
-        return f"{self.host} via {self.auth_kind}{where}"
+        return f"{self.host} via {self.auth_type}{where}"
 
 
-@dataclass
-class _Settings:
-    """Raw values gathered from one source (arguments, environment or a profile)."""
+def _sdk_config_class() -> type[Any]:
+    """databricks-sdk's Config, reading settings from an injected mapping instead of os.environ.
 
-    host: str | None = None
-    token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    auth_type: str | None = None
-    workspace_id: str | None = None
+    The injected mapping lets a fleet extract resolve each profile without the DATABRICKS_*
+    variables meant for one workspace, and lets tests resolve without touching os.environ. Built
+    lazily: importing the SDK costs a fraction of a second that only commands that sign in pay.
+    """
+    global _SDK_CONFIG
+    if _SDK_CONFIG is not None:
+        return _SDK_CONFIG
+    from extractor.extras import needs
 
-    def has_any(self) -> bool:
-        return any((self.host, self.token, self.client_id, self.client_secret))
+    with needs("databricks.sdk", "jobruns", "signing in to a workspace"):
+        from databricks.sdk.core import Config
+
+    # The SDK collects its attributes from the class's own __dict__ on first use and caches them
+    # on the class asked; collected on Config first, the subclass inherits the full list.
+    Config.attributes()
+
+    class _Config(Config):
+        def __init__(self, *, env: Mapping[str, str], **kwargs: Any) -> None:
+            self._jobruns_env = env
+            self._jobruns_from_file: set[str] = set()
+            self._jobruns_pasted_id = False
+            super().__init__(**kwargs)
+
+        def _load_from_env(self) -> None:
+            # Same rules as the SDK's own loader (first non-empty of the variable and its
+            # aliases, never over a value given as an argument), reading the injected mapping.
+            for attr in self.attributes():
+                if not attr.env or attr.name in self._inner:
+                    continue
+                value = _env_value(self._jobruns_env, attr.env, attr.env_aliases)
+                if value:
+                    setattr(self, attr.name, value)
+
+        def _known_file_config_loader(self) -> None:
+            before = set(self._inner)
+            super()._known_file_config_loader()  # type: ignore[no-untyped-call]
+            self._jobruns_from_file = set(self._inner) - before
+
+        def _fix_host_if_needed(self) -> None:
+            # Before the SDK's first request to the host: our rules (http:// only for loopback,
+            # no user:password in the URL), and a pasted browser URL's ?o= workspace id.
+            if not self.host:
+                return
+            if not self.workspace_id:
+                pasted = _workspace_id_from_url(self.host)
+                if pasted:
+                    self.workspace_id = pasted
+                    self._jobruns_pasted_id = True
+            self.host = normalize_host(self.host)
+
+    _SDK_CONFIG = _Config
+    return _Config
+
+
+_SDK_CONFIG: type[Any] | None = None
+
+
+def _env_value(env: Mapping[str, str], name: str, aliases: list[str]) -> str | None:
+    for key in (name, *aliases):
+        value = (env.get(key) or "").strip()
+        if value:
+            return value
+    return None
+
+
+class _SdkCredentials:
+    """Headers from the SDK's credentials provider; it refreshes expiring OAuth tokens itself."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+
+    def headers(self) -> dict[str, str]:
+        try:
+            return dict(self._config.authenticate())
+        except Exception as exc:  # the providers raise ValueError, OSError, requests errors
+            raise AuthError(
+                f"cannot get a {self._config.auth_type} access token for {self._config.host}: "
+                f"{_scrub(str(exc), self.secrets())}"
+            ) from None
+
+    def refresh(self) -> bool:
+        if self._config.auth_type in _STATIC_AUTH_TYPES:
+            return False
+        with self._lock:
+            try:
+                # A new header factory: its token source starts empty and fetches a new token.
+                self._config.init_auth()
+            except Exception as exc:
+                raise AuthError(
+                    f"cannot refresh the {self._config.auth_type} token for "
+                    f"{self._config.host}: {_scrub(str(exc), self.secrets())}"
+                ) from None
+        return True
+
+    def secrets(self) -> list[str]:
+        values = []
+        for attr in self._config.attributes():
+            value = getattr(self._config, attr.name)
+            if attr.sensitive and isinstance(value, str) and value:
+                values.append(value)
+        return values
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _clean(value: str | None) -> str | None:
@@ -153,17 +319,6 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def _env_settings(env: Mapping[str, str]) -> _Settings:
-    return _Settings(
-        host=_clean(env.get("DATABRICKS_HOST")),
-        token=_clean(env.get("DATABRICKS_TOKEN")),
-        client_id=_clean(env.get("DATABRICKS_CLIENT_ID")),
-        client_secret=_clean(env.get("DATABRICKS_CLIENT_SECRET")),
-        auth_type=_clean(env.get("DATABRICKS_AUTH_TYPE")),
-        workspace_id=_clean(env.get("DATABRICKS_WORKSPACE_ID")),
-    )
-
-
 def _config_path(env: Mapping[str, str]) -> Path:
     return Path(_clean(env.get("DATABRICKS_CONFIG_FILE")) or DEFAULT_CONFIG_FILE).expanduser()
 
@@ -171,7 +326,8 @@ def _config_path(env: Mapping[str, str]) -> Path:
 def _read_config_file(path: Path) -> configparser.ConfigParser | None:
     if not path.is_file():
         return None
-    parser = configparser.ConfigParser(default_section=_NO_DEFAULT_SECTION, interpolation=None)
+    # Profiles are never merged with [DEFAULT] (as in the SDK): no configparser default section.
+    parser = configparser.ConfigParser(default_section="\x00none\x00", interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError) as exc:
@@ -183,38 +339,25 @@ def _profile_names(parser: configparser.ConfigParser) -> list[str]:
     return [name for name in parser.sections() if name != _SETTINGS_SECTION]
 
 
-def _profile_settings(parser: configparser.ConfigParser, name: str) -> _Settings:
-    section = parser[name]
-    return _Settings(
-        host=_clean(section.get("host")),
-        token=_clean(section.get("token")),
-        client_id=_clean(section.get("client_id")),
-        client_secret=_clean(section.get("client_secret")),
-        auth_type=_clean(section.get("auth_type")),
-        workspace_id=_clean(section.get("workspace_id")),
-    )
-
-
-def _choose_profile(
-    parser: configparser.ConfigParser, requested: str | None, path: Path
-) -> str | None:
-    """The profile to load: the requested one, else [__settings__] default_profile, else DEFAULT."""
-    available = _profile_names(parser)
-    named = requested
-    if named is None and parser.has_section(_SETTINGS_SECTION):
-        named = _clean(parser[_SETTINGS_SECTION].get("default_profile"))
-    if named is None:
-        return "DEFAULT" if "DEFAULT" in available else None
-    if named == _SETTINGS_SECTION:
+def _check_profile(requested: str | None, path: Path) -> configparser.ConfigParser | None:
+    """The config file, after checking that a requested profile exists (a clearer message than
+    the SDK's, naming the profiles there are)."""
+    parser = _read_config_file(path)
+    if requested is None:
+        return parser
+    if parser is None:
+        raise ConfigError(
+            f"profile {requested!r} was requested but the config file {path} does not exist"
+        )
+    if requested == _SETTINGS_SECTION:
         raise ConfigError(f"{_SETTINGS_SECTION} is a reserved section of {path}, not a profile")
-    if named not in available:
+    available = _profile_names(parser)
+    if requested not in available:
         listing = ", ".join(available) if available else "none"
-        raise ConfigError(f"profile {named!r} not found in {path} (available profiles: {listing})")
-    return named
-
-
-def _pick(*values: str | None) -> str | None:
-    return next((value for value in values if value is not None), None)
+        raise ConfigError(
+            f"profile {requested!r} not found in {path} (available profiles: {listing})"
+        )
+    return parser
 
 
 def resolve_workspace(
@@ -222,115 +365,169 @@ def resolve_workspace(
     token: str | None = None,
     profile: str | None = None,
     *,
+    auth_type: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> WorkspaceConfig:
-    """Resolve host and credentials the way Databricks unified auth does.
+    """Resolve host and credentials with databricks-sdk's unified auth, as the Databricks CLI does.
 
-    Each setting comes from the first source that has it: the arguments (--host/--token), then the
-    environment (DATABRICKS_HOST, DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET, ...), then one
-    profile of the config file. The file is skipped entirely when a host or a credential is already
-    set and no profile was named (as the SDK does). The profile is `profile`, else
-    DATABRICKS_CONFIG_PROFILE, else [__settings__] default_profile, else DEFAULT; it is never merged
-    with DEFAULT. When both a token and a client secret are present, `auth_type` decides; without
-    it the token (PAT) wins, as it does in the SDK's default credential order.
+    Each setting comes from the first source that has it: the arguments (--host, --token,
+    --auth-type), then the environment (DATABRICKS_HOST, DATABRICKS_TOKEN, ARM_CLIENT_ID, ...),
+    then one profile of the config file, which is read only when a profile is named or nothing
+    else configured a host or a credential. The profile is `profile`, else
+    DATABRICKS_CONFIG_PROFILE, else [__settings__] default_profile, else DEFAULT, never merged with
+    DEFAULT. Then the first sign-in method of the SDK's order whose settings are present is used,
+    or `auth_type` alone when given. Settings for two methods at once (a token and a client
+    secret) need `auth_type` to choose.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
-    args = _Settings(host=_clean(host), token=_clean(token))
-    from_env = _env_settings(environ)
-    requested_profile = _clean(profile) or _clean(environ.get("DATABRICKS_CONFIG_PROFILE"))
-
-    from_file = _Settings()
-    profile_name: str | None = None
-    config_path = _config_path(environ)
-    if requested_profile is not None or not (args.has_any() or from_env.has_any()):
-        parser = _read_config_file(config_path)
-        if parser is None:
-            if requested_profile is not None:
-                raise ConfigError(
-                    f"profile {requested_profile!r} was requested but the config file "
-                    f"{config_path} does not exist"
-                )
-        else:
-            profile_name = _choose_profile(parser, requested_profile, config_path)
-            if profile_name is not None:
-                from_file = _profile_settings(parser, profile_name)
-
-    sources = (args, from_env, from_file)
-    merged = _Settings(
-        host=_pick(*(s.host for s in sources)),
-        token=_pick(*(s.token for s in sources)),
-        client_id=_pick(*(s.client_id for s in sources)),
-        client_secret=_pick(*(s.client_secret for s in sources)),
-        auth_type=_pick(*(s.auth_type for s in sources)),
-        workspace_id=_pick(*(s.workspace_id for s in sources)),
-    )
-    where = f" (profile {profile_name!r} of {config_path})" if profile_name else ""
-    if merged.host is None:
-        raise ConfigError(f"no Databricks host configured{where}. " + _HOW_TO_CONFIGURE)
-    _refuse_foreign_credentials(merged, from_file, profile_name)
-    kind = _auth_kind(merged, where)
+    if auth_type is not None and auth_type not in AUTH_TYPES:
+        raise ConfigError(f"unknown auth type {auth_type!r}; use one of: {', '.join(AUTH_TYPES)}")
+    arguments = {
+        "host": _clean(host),
+        "token": _clean(token),
+        "profile": _clean(profile),
+        "auth_type": _clean(auth_type),
+    }
+    requested = arguments["profile"] or _clean(environ.get("DATABRICKS_CONFIG_PROFILE"))
+    path = _config_path(environ)
+    parser = _check_profile(requested, path)
+    if requested is not None and parser is not None:
+        _refuse_foreign_host(
+            arguments["host"] or _clean(environ.get("DATABRICKS_HOST")), parser, requested
+        )
+    kwargs = {k: v for k, v in arguments.items() if v is not None}
+    config_class = _sdk_config_class()
+    secrets = [v for v in (arguments["token"], *_secret_env_values(environ)) if v]
+    try:
+        sdk = config_class(
+            env=environ,
+            retry_timeout_seconds=_SDK_RETRY_TIMEOUT_S,
+            http_timeout_seconds=_SDK_HTTP_TIMEOUT_S,
+            **kwargs,
+        )
+    except ValueError as exc:
+        message = _scrub(str(exc), secrets)
+        raise ConfigError(_explain(message, requested, path, auth_type)) from None
+    sources = _sources(sdk, set(kwargs), environ, path)
+    loaded_profile = sdk.profile or ("DEFAULT" if sdk._jobruns_from_file else None)
     return WorkspaceConfig(
-        host=merged.host,
-        token=SecretStr(merged.token) if kind == "pat" and merged.token else None,
-        client_id=merged.client_id if kind == "oauth-m2m" else None,
-        client_secret=(
-            SecretStr(merged.client_secret)
-            if kind == "oauth-m2m" and merged.client_secret
-            else None
-        ),
-        auth_type=kind,
-        profile=profile_name,
-        workspace_id=merged.workspace_id or _workspace_id_from_url(merged.host),
+        host=sdk.host,
+        auth_type=sdk.auth_type,
+        credentials=_SdkCredentials(sdk),
+        profile=loaded_profile if sdk._jobruns_from_file or requested else None,
+        workspace_id=_clean(sdk.workspace_id),
+        config_file=str(path) if sdk._jobruns_from_file else None,
+        sources=sources,
     )
 
 
-def _refuse_foreign_credentials(
-    merged: _Settings, from_file: _Settings, profile_name: str | None
-) -> None:
-    # Attribute-wise precedence can pair DATABRICKS_HOST with a profile's secret; sending that
-    # secret to a host the profile does not name would leak it.
-    if from_file.host is None or merged.host is None:
+def _secret_env_values(env: Mapping[str, str]) -> list[str]:
+    names = (
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_SECRET",
+        "DATABRICKS_PASSWORD",
+        "ARM_CLIENT_SECRET",
+        "GOOGLE_CREDENTIALS",
+        "DATABRICKS_METADATA_SERVICE_URL",
+    )
+    return [env[name] for name in names if env.get(name)]
+
+
+def _refuse_foreign_host(host: str | None, parser: configparser.ConfigParser, profile: str) -> None:
+    # The SDK takes DATABRICKS_HOST over a named profile's host while still reading the
+    # profile's secrets: sending those to a host the profile does not name would leak them.
+    file_host = _clean(parser[profile].get("host"))
+    if host is None or file_host is None:
         return
-    secret_from_file = (merged.token is not None and merged.token == from_file.token) or (
-        merged.client_secret is not None and merged.client_secret == from_file.client_secret
-    )
-    if secret_from_file and normalize_host(merged.host) != normalize_host(from_file.host):
+    section = parser[profile]
+    if not any(_clean(section.get(key)) for key in _SECRET_KEYS):
+        return
+    if normalize_host(host) != normalize_host(file_host):
         raise ConfigError(
-            f"the host {normalize_host(merged.host)} (from --host or DATABRICKS_HOST) differs from "
-            f"the host of profile {profile_name!r} ({normalize_host(from_file.host)}); refusing to "
-            "send that profile's credentials elsewhere. Unset DATABRICKS_HOST or drop --host."
+            f"the host {normalize_host(host)} (from --host or DATABRICKS_HOST) differs from the "
+            f"host of profile {profile!r} ({normalize_host(file_host)}); refusing to send that "
+            "profile's credentials elsewhere. Unset DATABRICKS_HOST or drop --host."
         )
 
 
-def _auth_kind(merged: _Settings, where: str) -> AuthKind:
-    has_oauth = merged.client_id is not None and merged.client_secret is not None
-    if merged.auth_type is not None:
-        kind = _AUTH_TYPE_ALIASES.get(merged.auth_type.lower())
-        if kind is None:
-            raise ConfigError(
-                f"auth_type {merged.auth_type!r}{where} is not supported by jobruns; use 'pat' "
-                "(personal access token) or 'oauth-m2m' (service principal client id and secret)."
+_SECRET_KEYS = ("token", "client_secret", "password", "azure_client_secret", "google_credentials")
+
+
+def _explain(message: str, profile: str | None, path: Path, auth_type: str | None) -> str:
+    """The SDK's error, led by what a jobruns user should do about it."""
+    where = f" (profile {profile!r} of {path})" if profile else ""
+    if "cannot configure default credentials" in message:
+        # The SDK appends the settings it saw (secrets masked): no host= means no host at all.
+        if "host=" not in message:
+            return f"no Databricks host configured{where}. " + _HOW_TO_CONFIGURE
+        if auth_type is not None:
+            return (
+                f"auth type {auth_type!r} cannot sign in here{where}: its settings are missing "
+                "or it does not apply to this host (see the table of methods in the README). "
+                + _HOW_TO_CONFIGURE
             )
-        if kind == "pat" and merged.token is None:
-            raise ConfigError(
-                f"auth_type is 'pat'{where} but no token is set. " + _HOW_TO_CONFIGURE
-            )
-        if kind == "oauth-m2m" and not has_oauth:
-            raise ConfigError(
-                f"auth_type is 'oauth-m2m'{where} but DATABRICKS_CLIENT_ID and "
-                "DATABRICKS_CLIENT_SECRET (or client_id/client_secret in the profile) are not both set."
-            )
-        return kind
-    if merged.token is not None:
-        return "pat"
-    if has_oauth:
-        return "oauth-m2m"
-    if merged.client_id is not None or merged.client_secret is not None:
-        raise ConfigError(
-            f"OAuth needs both a client id and a client secret{where}; only one is set. "
-            + _HOW_TO_CONFIGURE
+        half = ""
+        if ("client_id=" in message) != ("client_secret=" in message):
+            half = " OAuth M2M needs both a client id and a client secret; only one is set."
+        return f"no Databricks credentials configured{where}.{half} " + _HOW_TO_CONFIGURE
+    if "Invalid URL 'None'" in message:
+        # OAuth needs the OIDC endpoints, which the SDK reads from the host's metadata.
+        return (
+            f"cannot find the OAuth endpoints of the workspace{where}: its "
+            "/.well-known/databricks-config did not answer (check the host and the network)"
         )
-    raise ConfigError(f"no Databricks credentials configured{where}. " + _HOW_TO_CONFIGURE)
+    if "more than one authorization method" in message:
+        return (
+            f"{message}. Choose one with --auth-type (or auth_type in the profile, "
+            f"DATABRICKS_AUTH_TYPE){where}."
+        )
+    return f"cannot sign in{where}: {message}"
+
+
+def _sources(
+    sdk: Any, from_args: set[str], env: Mapping[str, str], path: Path
+) -> tuple[Source, ...]:
+    flags = {
+        "host": "--host",
+        "token": "--token",
+        "profile": "--profile",
+        "auth_type": "--auth-type",
+    }
+    where_file = f"profile {sdk.profile or 'DEFAULT'} of {path}"
+    rows = []
+    for attr in sdk.attributes():
+        value = getattr(sdk, attr.name)
+        if (
+            value is None
+            or value == ""
+            or attr.name in ("retry_timeout_seconds", "http_timeout_seconds")
+        ):
+            continue
+        if attr.name in from_args:
+            source = flags.get(attr.name, "argument")
+        elif attr.name in sdk._jobruns_from_file:
+            source = where_file
+        elif attr.env and _env_value(env, attr.env, attr.env_aliases):
+            name = next(n for n in (attr.env, *attr.env_aliases) if _clean(env.get(n)))
+            source = f"environment {name}"
+        elif attr.name == "workspace_id" and sdk._jobruns_pasted_id:
+            source = "?o= of the host URL"
+        elif attr.name == "auth_type":
+            source = "the first method whose settings are present"
+        else:
+            source = "the host metadata, /.well-known/databricks-config"
+        shown = _mask(str(value)) if attr.sensitive else _plain(value)
+        rows.append(Source(attr.name, shown, source))
+    return tuple(rows)
+
+
+def _plain(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _mask(value: str) -> str:
+    """Like the Databricks CLI: a secret shows as ******** whatever its length."""
+    return "********" if value else ""
 
 
 def list_profiles(env: Mapping[str, str] | None = None) -> list[str]:

@@ -53,6 +53,8 @@ def test_connection_refused_fails_fast(
 ) -> None:
     # The real budget (20 s) is pinned by the slow test below; here it is shortened.
     monkeypatch.setattr("extractor.client.CONNECT_RETRY_BUDGET_S", 0.3)
+    # So is the SDK's own probe of the host's metadata, which gives up and falls back.
+    monkeypatch.setattr("extractor.config._SDK_RETRY_TIMEOUT_S", 1)
     host = "http://127.0.0.1:9"  # discard port: nothing listens
     code, text = jobruns(
         capsys, "extract", "--host", host, "--token", "dapi0123", "--db", str(tmp_path / "s")

@@ -16,7 +16,6 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from extractor import __version__
 from extractor.client import JobsClient
@@ -34,10 +33,34 @@ PAT = "dapi-very-secret-pat-0123456789abcdef"
 CLIENT_ID = "9b2e4c71-3f0a-4d8e-b6a5-2c1d7e8f9a03"
 CLIENT_SECRET = "dose-very-secret-client-secret-42"
 
-PAT_CONFIG = WorkspaceConfig(host=HOST, token=SecretStr(PAT))
-OAUTH_CONFIG = WorkspaceConfig(
-    host=HOST, client_id=CLIENT_ID, client_secret=SecretStr(CLIENT_SECRET)
-)
+
+class RotatingTokens:
+    """Credentials like the SDK's OAuth providers: tok-1, then a new token after each refresh."""
+
+    def __init__(self) -> None:
+        self.issued = 1
+        self.header_calls = 0
+
+    def headers(self) -> dict[str, str]:
+        self.header_calls += 1
+        return {"Authorization": f"Bearer tok-{self.issued}"}
+
+    def refresh(self) -> bool:
+        self.issued += 1
+        return True
+
+    def secrets(self) -> list[str]:
+        return [CLIENT_SECRET]
+
+
+PAT_CONFIG = WorkspaceConfig.with_token(HOST, PAT)
+
+
+def oauth_config() -> WorkspaceConfig:
+    return WorkspaceConfig(host=HOST, auth_type="oauth-m2m", credentials=RotatingTokens())
+
+
+OAUTH_CONFIG = oauth_config()
 
 Handler = Callable[[httpx.Request], httpx.Response]
 Step = httpx.Response | Exception | Handler
@@ -476,30 +499,17 @@ def test_non_json_success_body_is_an_api_error() -> None:
         client.get_run_page(1)
 
 
-# -- OAuth -----------------------------------------------------------------------------------
+# -- credentials ---------------------------------------------------------------------------
 
 
-class OAuthServer:
-    """Token endpoint issuing tok-1, tok-2, ... and an API that refuses listed tokens."""
+class TokenApi:
+    """An API that refuses listed tokens with 403 "Invalid access token." and records the rest."""
 
-    def __init__(self, expires_in: int = 3600) -> None:
-        self.expires_in = expires_in
-        self.issued = 0
-        self.refused: set[str] = set()
-        self.token_requests: list[httpx.Request] = []
+    def __init__(self, *refused: str) -> None:
+        self.refused = set(refused)
         self.api_tokens: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/oidc/v1/token":
-            self.token_requests.append(request)
-            self.issued += 1
-            return ok(
-                {
-                    "access_token": f"tok-{self.issued}",
-                    "token_type": "Bearer",
-                    "expires_in": self.expires_in,
-                }
-            )
         token = request.headers["Authorization"].removeprefix("Bearer ")
         self.api_tokens.append(token)
         if token in self.refused:
@@ -507,79 +517,41 @@ class OAuthServer:
         return ok({"run_id": 1})
 
 
-def test_oauth_token_is_fetched_with_client_credentials_and_cached() -> None:
-    server = OAuthServer()
-    with make_client(server, FakeClock(), config=OAUTH_CONFIG) as client:
+def test_headers_are_asked_of_the_credentials_for_every_request() -> None:
+    # The SDK's providers refresh an expiring token inside headers(): asking per request is
+    # what keeps a long extract signed in.
+    config = oauth_config()
+    api = TokenApi()
+    with make_client(api, FakeClock(), config=config) as client:
         client.get_run_page(1)
         client.get_run_page(1)
-    assert server.api_tokens == ["tok-1", "tok-1"]
-    [request] = server.token_requests
-    assert request.method == "POST"
-    assert parse_qs(request.content.decode()) == {
-        "grant_type": ["client_credentials"],
-        "scope": ["all-apis"],
-    }
-    expected = httpx.BasicAuth(CLIENT_ID, CLIENT_SECRET)._auth_header
-    assert request.headers["Authorization"] == expected
+    assert isinstance(config.credentials, RotatingTokens)
+    assert config.credentials.header_calls == 2
+    assert api.api_tokens == ["tok-1", "tok-1"]
 
 
-def test_oauth_token_is_refreshed_before_it_expires() -> None:
-    clock = FakeClock()
-    server = OAuthServer(expires_in=3600)
-    with make_client(server, clock, config=OAUTH_CONFIG) as client:
-        client.get_run_page(1)
-        clock.advance(3600 - 20 * 60 - 5)
-        client.get_run_page(1)
-        clock.advance(10)
-        client.get_run_page(1)
-    assert server.api_tokens == ["tok-1", "tok-1", "tok-2"]
-
-
-def test_short_lived_oauth_token_is_refreshed_at_half_its_life() -> None:
-    clock = FakeClock()
-    server = OAuthServer(expires_in=600)
-    with make_client(server, clock, config=OAUTH_CONFIG) as client:
-        client.get_run_page(1)
-        clock.advance(301)
-        client.get_run_page(1)
-    assert server.api_tokens == ["tok-1", "tok-2"]
-
-
-def test_oauth_token_is_fetched_again_once_after_invalid_access_token() -> None:
-    server = OAuthServer()
-    server.refused.add("tok-1")
-    with make_client(server, FakeClock(), config=OAUTH_CONFIG) as client:
+def test_oauth_token_is_refreshed_once_after_invalid_access_token() -> None:
+    api = TokenApi("tok-1")
+    with make_client(api, FakeClock(), config=oauth_config()) as client:
         assert client.get_run_page(1) == {"run_id": 1}
-    assert server.api_tokens == ["tok-1", "tok-2"]
+    assert api.api_tokens == ["tok-1", "tok-2"]
 
 
 def test_oauth_refusal_of_the_fresh_token_too_is_an_auth_error() -> None:
-    server = OAuthServer()
-    server.refused.update({"tok-1", "tok-2", "tok-3"})
-    with make_client(server, FakeClock(), config=OAUTH_CONFIG) as client, pytest.raises(AuthError):
-        client.get_run_page(1)
-    assert server.api_tokens == ["tok-1", "tok-2"]
-
-
-def test_bad_client_secret_is_an_auth_error_naming_the_env_vars() -> None:
-    script = Script(
-        [
-            httpx.Response(
-                401,
-                json={
-                    "error": "invalid_client",
-                    "error_description": "Client authentication failed",
-                },
-            )
-        ]
-    )
+    api = TokenApi("tok-1", "tok-2", "tok-3")
     with (
-        make_client(script, FakeClock(), config=OAUTH_CONFIG) as client,
-        pytest.raises(AuthError) as info,
+        make_client(api, FakeClock(), config=oauth_config()) as client,
+        pytest.raises(AuthError, match="auth describe"),
     ):
         client.get_run_page(1)
-    assert "DATABRICKS_CLIENT_SECRET" in str(info.value)
-    assert len(script.requests) == 1
+    assert api.api_tokens == ["tok-1", "tok-2"]
+
+
+def test_refused_personal_access_token_is_not_retried() -> None:
+    api = TokenApi(PAT)
+    with make_client(api, FakeClock()) as client, pytest.raises(AuthError):
+        client.get_run_page(1)
+    assert api.api_tokens == [PAT]
 
 
 # -- secrets ---------------------------------------------------------------------------------
@@ -602,14 +574,6 @@ def test_tokens_and_secrets_never_reach_exception_text_or_logs(
     texts: list[str] = []
     for status in (400, 401, 403, 500):
         handler = echo_authorization(status)
-        if config is OAUTH_CONFIG:
-            server = OAuthServer()
-
-            def handler(
-                request: httpx.Request, inner: Handler = handler, server: OAuthServer = server
-            ) -> httpx.Response:
-                return server(request) if request.url.path == "/oidc/v1/token" else inner(request)
-
         with make_client(handler, FakeClock(), config=config, deadline_s=5) as client:
             with pytest.raises((ApiError, AuthError)) as info:
                 client.get_run_page(1)

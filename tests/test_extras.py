@@ -22,7 +22,8 @@ from tests.conftest import START_MS
 from tests.test_cost import BILLING_CSV
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONAL = ("sqlglot", "deltalake", "matplotlib", "pyspark", "databricks", "nbclient")
+# databricks-sdk is a base dependency (sign-in), so it is not hidden.
+OPTIONAL = ("sqlglot", "deltalake", "matplotlib", "pyspark", "nbclient")
 
 # Runs the CLI once per command line of argv[1] (JSON) in one fresh interpreter where importing
 # an optional package fails as it does when the package is not installed; prints each command's
@@ -88,7 +89,6 @@ NEEDS_AN_EXTRA = [
         "'jobruns[export]'",
     ),
     (["report", "--html", "report.html", *DB], "matplotlib", "'jobruns[notebooks]'"),
-    (["bench", "--tiny", "--only", "sdk"], "databricks-sdk", "'jobruns[dev]'"),
 ]
 HELP = [
     [name, *sub, "--help"]
@@ -113,7 +113,8 @@ def outcomes(
     (folder / "billing.csv").write_text(BILLING_CSV, encoding="utf-8")
     extract = ["extract", "--host", server.url, "--token", server.token, "--db", "x.duckdb"]
     demo = ["demo", "--runs", "50", "-q", *DB]
-    lines = [demo, extract, *(c[0] for c in WORKS + NEEDS_AN_EXTRA), *HELP]
+    describe = ["auth", "describe", "--host", server.url, "--token", server.token]
+    lines = [demo, extract, describe, *(c[0] for c in WORKS + NEEDS_AN_EXTRA), *HELP]
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRAS, json.dumps(lines)],
         cwd=folder,
@@ -154,12 +155,12 @@ def test_command_needing_an_extra_says_which_to_install(
     assert extra in text
 
 
-def test_demo_and_extract_work_without_the_extras(
+def test_demo_extract_and_auth_describe_work_without_the_extras(
     outcomes: tuple[Path, dict[str, tuple[int, str]]],
 ) -> None:
     folder, results = outcomes
     for line, (code, text) in results.items():
-        if line.startswith(("demo ", "extract ")):
+        if line.startswith(("demo ", "extract ", "auth describe ")):
             assert code == 0, (line, text)
     assert (folder / "x.duckdb").exists()
 
@@ -179,11 +180,13 @@ def test_every_help_page_shows_without_the_extras(
 
 
 def test_every_command_is_tried_without_the_extras() -> None:
-    tried = {args[0] for args, *_ in WORKS + NEEDS_AN_EXTRA} | {"demo", "extract"}
+    tried = {args[0] for args, *_ in WORKS + NEEDS_AN_EXTRA} | {"demo", "extract", "auth"}
     assert tried == set(cli.commands)
 
 
-BASE_DEPENDENCIES = ("duckdb", "pyarrow", "httpx", "orjson", "pydantic", "click", "rich")
+BASE_DEPENDENCIES = (
+    "duckdb", "pyarrow", "httpx", "orjson", "pydantic", "click", "rich", "databricks-sdk",
+)  # fmt: skip
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ import click
 from rich.markup import escape
 
 # Importing the command modules registers their commands on the group.
-from extractor.cli import actions, alerts, analytics, dev, extract, lake, prices
+from extractor.cli import actions, alerts, analytics, auth, dev, extract, lake, prices
 from extractor.cli._common import cli, stderr
 from extractor.errors import Interrupted, JobrunsError
 from extractor.store import is_interrupt
@@ -29,6 +29,7 @@ __all__ = [
     "actions",
     "alerts",
     "analytics",
+    "auth",
     "cli",
     "dev",
     "extract",

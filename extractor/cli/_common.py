@@ -54,6 +54,17 @@ def duration(value: str | None, option: str) -> timedelta | None:
         raise UsageError(f"{option}: {exc}") from exc
 
 
+def auth_type_option(func: F) -> F:
+    from extractor.config import AUTH_TYPES
+
+    return click.option(
+        "--auth-type",
+        type=click.Choice(AUTH_TYPES),
+        help="Force one sign-in method (else the first whose settings are present; "
+        "$DATABRICKS_AUTH_TYPE or the profile's auth_type also set it).",
+    )(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="jobruns")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")

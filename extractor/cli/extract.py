@@ -9,7 +9,15 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from extractor.cli._common import cli, db_option, db_path, duration, now, stderr
+from extractor.cli._common import (
+    auth_type_option,
+    cli,
+    db_option,
+    db_path,
+    duration,
+    now,
+    stderr,
+)
 from extractor.cli.alerts import alert_options, run_alerts
 from extractor.errors import JobrunsError, UsageError
 
@@ -26,6 +34,7 @@ from extractor.errors import JobrunsError, UsageError
 @click.option(
     "--all-profiles", is_flag=True, help="Every profile of the config file that has a host."
 )
+@auth_type_option
 @db_option
 @click.option("--since", metavar="DATE|DURATION", help="Start of the window: 2025-05-01, 14d, 6h.")
 @click.option("--until", metavar="DATE|DURATION", help="End of the window (default: now).")
@@ -67,6 +76,7 @@ def extract(
     token: str | None,
     profiles: tuple[str, ...],
     all_profiles: bool,
+    auth_type: str | None,
     db: str | None,
     since: str | None,
     until: str | None,
@@ -133,10 +143,12 @@ def extract(
             for k, v in os.environ.items()
             if not k.startswith("DATABRICKS_") or k == "DATABRICKS_CONFIG_FILE"
         }
-        workspaces = [(name, resolve_workspace(profile=name, env=env)) for name in names]
+        workspaces = [
+            (name, resolve_workspace(profile=name, auth_type=auth_type, env=env)) for name in names
+        ]
     else:
         profile = profiles[0] if profiles else None
-        config = resolve_workspace(host=host, token=token, profile=profile)
+        config = resolve_workspace(host=host, token=token, profile=profile, auth_type=auth_type)
         workspaces = [(profile or config.host, config)]
     outcomes = run_extract(workspaces, db_path(db), options, max_rps=max_rps, quiet=quiet)
     failed = [o for o in outcomes if o.error is not None]

@@ -75,6 +75,9 @@ class _Bucket:
         return (1 - self.tokens) / self.rps
 
 
+METADATA_SERVICE_PATH = "/_metadata/token"
+
+
 class SimServer:
     """A running simulator. Use as a context manager or call stop()."""
 
@@ -264,6 +267,33 @@ class SimServer:
             "scope": form.get("scope") or "all-apis",
         }
 
+    @property
+    def metadata_service_url(self) -> str:
+        """Where the Databricks metadata service of this workspace would answer (a local agent
+        handing out short-lived tokens, read by the SDK's `metadata-service` auth)."""
+        return f"{self.url}{METADATA_SERVICE_PATH}"
+
+    def issue_metadata_token(
+        self, version: str | None, host: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """The metadata service's answer: a token for this host, `expires_on` in epoch seconds.
+
+        The SDK sends `X-Databricks-Metadata-Version: 1` and `X-Databricks-Host: <host>` and
+        reads access_token, token_type and expires_on (databricks/sdk/credentials_provider.py,
+        MetadataServiceTokenSource)."""
+        if version != "1":
+            return 400, {"error": "unsupported metadata version", "version": version}
+        if (host or "").rstrip("/") != self.url:
+            return 403, {"error": "this metadata service serves only " + self.url}
+        tok = f"eyJ{secrets.token_urlsafe(48)}"
+        with self.lock:
+            self._oauth_tokens[tok] = time.monotonic() + self.oauth_expires_in
+        return 200, {
+            "access_token": tok,
+            "token_type": "Bearer",
+            "expires_on": int(time.time()) + self.oauth_expires_in,
+        }
+
     def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         method = getattr(self.workspace, ENDPOINTS.get(path) or POST_ENDPOINTS[path])
         with self.lock:
@@ -422,6 +452,14 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                         ],
                     },
                 )
+                return
+            if path == METADATA_SERVICE_PATH and method == "GET":
+                status, out = sim.issue_metadata_token(
+                    self.headers.get("X-Databricks-Metadata-Version"),
+                    self.headers.get("X-Databricks-Host"),
+                )
+                sim.count(path, status)
+                self._send(status, out)
                 return
             if path == "/oidc/v1/token" and method == "POST":
                 form = {k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()}
