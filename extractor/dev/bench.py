@@ -1094,9 +1094,6 @@ def bench_export(report: Report, store: Path, folder: Path) -> None:
 
 def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
     """Run the selected sections; returns the report (also printed by the CLI)."""
-    if "sdk" in cfg.sections:
-        # Before the simulated workspace is generated: a plain install fails at once.
-        require("databricks.sdk", "jobruns[dev]", "the sdk section of jobruns bench (--skip sdk)")
     report = Report(cfg, machine=machine_info())
     with contextlib.ExitStack() as stack:
         folder = workdir or Path(
