@@ -374,7 +374,7 @@ def _sdk_environment(folder: Path) -> Iterator[None]:
 
 def sdk_extract(url: str, token: str, db: Path, start_ms: int, end_ms: int) -> int:
     """What a careful user writes with the SDK: list with tasks, get where needed, insert JSON."""
-    from databricks.sdk import WorkspaceClient  # run_bench has required it
+    from databricks.sdk import WorkspaceClient
 
     w = WorkspaceClient(host=url, token=token, auth_type="pat")
     con = duckdb.connect(str(db))
