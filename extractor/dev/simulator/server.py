@@ -27,10 +27,13 @@ HTML_502 = (
 ENDPOINTS = {
     "/api/2.2/jobs/runs/list": "api_list_runs",
     "/api/2.2/jobs/runs/get": "api_get_run",
+    "/api/2.2/jobs/runs/get-output": "api_get_output",
     "/api/2.2/jobs/list": "api_list_jobs",
     "/api/2.2/jobs/get": "api_get_job",
     "/api/2.1/clusters/get": "api_get_cluster",
 }
+
+RUN_PATHS = frozenset({"/api/2.2/jobs/runs/get", "/api/2.2/jobs/runs/get-output"})
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ class SimServer:
     def call(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         method = getattr(self.workspace, ENDPOINTS[path])
         with self.lock:
-            if path == "/api/2.2/jobs/runs/get" and self.forbidden_jobs:
+            if path in RUN_PATHS and self.forbidden_jobs:
                 try:
                     rid = int(params.get("run_id", ""))
                 except ValueError:
