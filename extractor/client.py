@@ -40,6 +40,7 @@ Params = Mapping[str, str | int | bool | None]
 USER_AGENT: Final = f"jobruns/{__version__}"
 RUNS_LIST: Final = "/api/2.2/jobs/runs/list"
 RUNS_GET: Final = "/api/2.2/jobs/runs/get"
+RUNS_GET_OUTPUT: Final = "/api/2.2/jobs/runs/get-output"
 JOBS_LIST: Final = "/api/2.2/jobs/list"
 JOBS_GET: Final = "/api/2.2/jobs/get"
 CLUSTERS_GET: Final = "/api/2.1/clusters/get"
@@ -315,6 +316,11 @@ class JobsClient:
                 merged.setdefault("settings", {}), page.get("settings") or {}, JOB_SETTINGS_ARRAYS
             )
         return merged
+
+    def get_run_output(self, run_id: int) -> JsonDict:
+        """One task run's output (runs/get-output): metadata, error, error_trace. A multi-task
+        job run is refused with 400 INVALID_PARAMETER_VALUE: ask for its task runs."""
+        return self._get(RUNS_GET_OUTPUT, {"run_id": run_id})
 
     def get_cluster(self, cluster_id: str) -> JsonDict:
         """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""

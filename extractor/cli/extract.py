@@ -57,6 +57,11 @@ from extractor.errors import JobrunsError, UsageError
     show_default=True,
     help="Requests in flight.",
 )
+@click.option(
+    "--no-errors",
+    is_flag=True,
+    help="Do not read the errors of failed task runs (runs/get-output).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def extract(
     host: str | None,
@@ -74,6 +79,7 @@ def extract(
     overlap: str,
     max_rps: float,
     concurrency: int,
+    no_errors: bool,
     quiet: bool,
 ) -> None:
     """Extract new and changed job runs into the store.
@@ -96,6 +102,7 @@ def extract(
         rescan_every=rescan_every,
         overlap=overlap,
         concurrency=concurrency,
+        errors=not no_errors,
     )
     if all_profiles or len(profiles) > 1:
         if host or token:
