@@ -41,6 +41,7 @@ Params = Mapping[str, str | int | bool | None]
 USER_AGENT: Final = f"jobruns/{__version__}"
 RUNS_LIST: Final = "/api/2.2/jobs/runs/list"
 RUNS_GET: Final = "/api/2.2/jobs/runs/get"
+RUNS_GET_OUTPUT: Final = "/api/2.2/jobs/runs/get-output"
 JOBS_LIST: Final = "/api/2.2/jobs/list"
 JOBS_GET: Final = "/api/2.2/jobs/get"
 CLUSTERS_GET: Final = "/api/2.1/clusters/get"
@@ -48,7 +49,6 @@ RUNS_REPAIR: Final = "/api/2.2/jobs/runs/repair"
 RUNS_CANCEL: Final = "/api/2.2/jobs/runs/cancel"
 RUNS_CANCEL_ALL: Final = "/api/2.2/jobs/runs/cancel-all"
 RUNS_EXPORT: Final = "/api/2.2/jobs/runs/export"
-RUNS_GET_OUTPUT: Final = "/api/2.2/jobs/runs/get-output"
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_CAP_S: Final = 60.0
@@ -328,13 +328,14 @@ class JobsClient:
             )
         return merged
 
+    def get_run_output(self, run_id: int) -> JsonDict:
+        """One task run's output (runs/get-output): metadata, error, error_trace. A multi-task
+        job run is refused with 400 INVALID_PARAMETER_VALUE: ask for its task runs."""
+        return self._get(RUNS_GET_OUTPUT, {"run_id": run_id})
+
     def get_cluster(self, cluster_id: str) -> JsonDict:
         """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""
         return self._get(CLUSTERS_GET, {"cluster_id": cluster_id})
-
-    def get_run_output(self, task_run_id: int) -> JsonDict:
-        """runs/get-output of one task run: metadata, error, error_trace, notebook output."""
-        return self._get(RUNS_GET_OUTPUT, {"run_id": task_run_id})
 
     def export_run(self, task_run_id: int, views_to_export: str = "CODE") -> JsonDict:
         """runs/export of a notebook task run: {views: [{content (HTML), name, type}]}."""

@@ -28,6 +28,7 @@ from extractor.flatten import (
     flatten_clusters,
     flatten_jobs,
     flatten_runs,
+    flatten_task_errors,
     is_active,
     job_signature,
     task_type,
@@ -40,6 +41,12 @@ log = logging.getLogger("jobruns.extract")
 
 # An all-purpose cluster's spec changes rarely: clusters/get is asked at most once a day each.
 CLUSTER_REFRESH = timedelta(hours=24)
+# runs/get-output keeps a task's output as long as the run: 60 days (SDK get_run_output docs).
+OUTPUT_RETENTION = timedelta(days=60)
+
+# Signs one error: (error, error_trace, state_message, termination_code, result_state) -> the
+# signature columns of task_errors. Given by the caller (the signer lives with the analytics).
+Signer = Callable[[str | None, str | None, str | None, str | None, str | None], dict[str, Any]]
 
 
 class JobsApi(Protocol):
@@ -67,6 +74,8 @@ class JobsApi(Protocol):
     def get_job(self, job_id: int) -> dict[str, Any]: ...
 
     def get_cluster(self, cluster_id: str) -> dict[str, Any]: ...
+
+    def get_run_output(self, run_id: int) -> dict[str, Any]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -98,6 +107,7 @@ class ExtractResult:
     runs_deleted: int = 0
     jobs_seen: int = 0
     clusters_fetched: int = 0
+    errors_fetched: int = 0
     skipped_runs: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     message: str = ""
@@ -193,8 +203,10 @@ class Extraction:
         *,
         now: Callable[[], datetime] | None = None,
         progress: ProgressSink | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.client = client
+        self.signer = signer
         self.store = store
         self.options = options or ExtractOptions()
         self.now = now or (lambda: datetime.now(UTC))
@@ -207,6 +219,8 @@ class Extraction:
         # existing_cluster_id of the tasks stored so far, and what clusters/get said of each.
         self._clusters_used: set[str] = set()
         self._clusters: dict[str, dict[str, Any] | str] = {}
+        # Failed task runs whose runs/get-output answered (or was refused for good).
+        self._task_errors: list[dict[str, Any]] = []
 
     # -- the story ---------------------------------------------------------------------
 
@@ -284,9 +298,9 @@ class Extraction:
         runs that need completing and the formerly active runs. Writes stay on this thread.
 
         Each request is queued with the handler of its answer (`_on_page`, `_on_jobs`,
-        `_on_job`, `_on_run`, `_on_cluster`); the loops below only feed the pool and call
-        handlers. The all-purpose clusters are read once every run is stored, when the
-        clusters the runs used are all known.
+        `_on_job`, `_on_run`, `_on_cluster`, `_on_output`); the loops below only feed the pool
+        and call handlers. The all-purpose clusters and the errors of failed task runs are read
+        once every run is stored, when the clusters the runs used and the failures are known.
         """
         with self.store.connect() as con:
             stored = [
@@ -317,9 +331,12 @@ class Extraction:
                 self._maybe_flush()
             self._flush()
             self._queue_clusters()
+            if self.options.errors:
+                self._queue_outputs()
             for fut, handler in work.results():
                 handler(fut)
         self._store_clusters()
+        self._store_task_errors()
         self._sweep_deletions(reading)
         self._store_jobs(reading, t0)
 
@@ -402,6 +419,47 @@ class Extraction:
             log.warning("could not read cluster %s: %s", cluster_id, exc)
             self.result.errors.append(str(exc))
 
+    def _queue_outputs(self) -> None:
+        """runs/get-output for each stored failed task run that has no error row yet."""
+        with self.store.connect() as con:
+            todo = self.store.failures_without_error(
+                con, self.workspace_id, self.now() - OUTPUT_RETENTION
+            )
+        for failure in todo:
+            call = functools.partial(self.client.get_run_output, int(failure["run_id"]))
+            self._work.add_run(call, functools.partial(self._on_output, failure))
+
+    def _on_output(self, failure: dict[str, Any], fut: Future[Any]) -> None:
+        """A task run's output, or the API's refusal, which is kept so it is never asked again
+        (a deleted or expired run, a job we may not view, a run id that is not a task run)."""
+        try:
+            output, status = fut.result(), "ok"
+        except NotFoundError:
+            output, status = None, "not found"
+        except PermissionDeniedError:
+            output, status = None, "permission denied"
+        except ApiError as exc:
+            if exc.status != 400:
+                # Faults the retries did not cure: asked again at the next extract.
+                log.warning("could not read the output of task run %s: %s", failure["run_id"], exc)
+                self.result.errors.append(str(exc))
+                return
+            output, status = None, "invalid"
+        row = {**failure, "output": output, "status": status}
+        if self.signer is not None:
+            error = str((output or {}).get("error") or "").strip() or None
+            if error == failure.get("state_message"):
+                error = None  # signed from the state message, as re-signing will (stored once)
+            trace = (output or {}).get("error_trace") or None
+            row |= self.signer(
+                error,
+                trace,
+                failure.get("state_message"),
+                failure.get("termination_code"),
+                failure.get("result_state"),
+            )
+        self._task_errors.append(row)
+
     def _on_refresh(self, run_id: int, stub: dict[str, Any], fut: Future[Any]) -> None:
         self.result.runs_refreshed += 1
         self._on_run(run_id, stub, fut)
@@ -459,6 +517,14 @@ class Extraction:
                 flatten_clusters(self._clusters, self.workspace_id, self.now()),
             )
         self.result.clusters_fetched = len(self._clusters)
+
+    def _store_task_errors(self) -> None:
+        if not self._task_errors:
+            return
+        rows = flatten_task_errors(self._task_errors, self.workspace_id, self.now())
+        with self.store.transaction() as con:
+            self.store.insert_task_errors(con, self.workspace_id, rows)
+        self.result.errors_fetched = len(self._task_errors)
 
     def _store_jobs(self, reading: _Reading, t0: int) -> None:
         hashes = {int(j["job_id"]): job_signature(j) for j in reading.listed_jobs}
@@ -655,6 +721,8 @@ def extract(
     *,
     now: Callable[[], datetime] | None = None,
     progress: ProgressSink | None = None,
+    signer: Signer | None = None,
 ) -> ExtractResult:
-    """Run one extraction; see Extraction for the rules."""
-    return Extraction(client, store, options, now=now, progress=progress).run()
+    """Run one extraction; see Extraction for the rules. `signer` signs captured errors (without
+    one, they are stored unsigned and the pipeline's re-signing fills them in)."""
+    return Extraction(client, store, options, now=now, progress=progress, signer=signer).run()

@@ -575,3 +575,49 @@ def flatten_clusters(
             }
         cols.add(row)
     return cols.to_arrow()
+
+
+TRACE_KEEP_BYTES = 16 * 1024
+
+
+def bound_trace(trace: str | None) -> tuple[str | None, int | None]:
+    """A stack trace cut to its first and last 16 KB (UTF-8), and its full length in bytes.
+
+    The cause is usually at one end: the exception on top, the innermost `Caused by:` at the
+    bottom; the frames in between are what makes traces megabytes long."""
+    if trace is None:
+        return None, None
+    raw = trace.encode()
+    if len(raw) <= 2 * TRACE_KEEP_BYTES:
+        return trace, len(raw)
+    head = raw[:TRACE_KEEP_BYTES].decode(errors="ignore")
+    tail = raw[-TRACE_KEEP_BYTES:].decode(errors="ignore")
+    return f"{head}\n... [{len(raw) - 2 * TRACE_KEEP_BYTES} bytes cut] ...\n{tail}", len(raw)
+
+
+def flatten_task_errors(
+    rows: Iterable[Mapping[str, Any]], workspace_id: str, fetched_at: datetime
+) -> pa.Table:
+    """Rows of the `task_errors` table: each failed task run with what runs/get-output said.
+
+    A row's `output` is the answer's dict, or None when the API refused (its `status` says why);
+    the error falls back to the state message, the only text some failures have."""
+    cols = _Columns("task_errors")
+    fetched_ms = int(fetched_at.timestamp() * 1000)
+    for row in rows:
+        output = row.get("output") or {}
+        error = str(output.get("error") or "").strip() or None
+        trace, trace_bytes = bound_trace(output.get("error_trace") or None)
+        failed_at = row.get("failed_at")
+        out = {k: row.get(k) for k in cols.names} | {
+            "workspace_id": workspace_id,
+            "failed_at": int(failed_at.timestamp() * 1000)
+            if isinstance(failed_at, datetime)
+            else failed_at,
+            "error": error or row.get("state_message"),
+            "error_trace": trace,
+            "error_trace_bytes": trace_bytes,
+            "fetched_at": fetched_ms,
+        }
+        cols.add(out)
+    return cols.to_arrow()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from extractor.analytics.failures import resign_errors, signature_columns
 from extractor.analytics.materialize import refresh_materialized
 from extractor.analytics.views import ensure_views
 from extractor.client import JobsClient
@@ -60,7 +61,9 @@ def extract_workspace(
     try:
         with JobsClient(config, max_rps=max_rps, max_concurrency=options.concurrency) as client:
             sink = board.sink(name) if board is not None else None
-            outcome.result = extract(client, store, options, progress=sink, now=now)
+            outcome.result = extract(
+                client, store, options, progress=sink, now=now, signer=signature_columns
+            )
     except JobrunsError as exc:
         log.debug("workspace %s (%s) failed: %s", name, config.host, exc)
         outcome.error = exc
@@ -120,6 +123,9 @@ def extract_into(
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board, now=now)
         done = [o.result for o in outcomes if o.result is not None]
         if done:
+            # Errors signed by an older signer (SIGNATURE_VERSION changed) are signed again.
+            with Store(db).transaction() as con:
+                resign_errors(con)
             with Store(db).connect() as con:
                 if not ensure_views(con):
                     changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]

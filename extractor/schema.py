@@ -169,6 +169,31 @@ TABLES: dict[str, dict[str, str]] = {
         "error": "VARCHAR",
         "raw": "JSON",
     },
+    # The error of each failed, timed-out or internal-error task run and failed for-each
+    # iteration, as runs/get-output gave it at fetched_at (`status` 'ok', 'not found' or
+    # 'permission denied'); error falls back to the state message (cluster launch failures have
+    # no other text). error_trace keeps the first and last 16 KB of error_trace_bytes.
+    "task_errors": {
+        "workspace_id": "VARCHAR",
+        "run_id": "BIGINT",
+        "job_run_id": "BIGINT",
+        "job_id": "BIGINT",
+        "task_key": "VARCHAR",
+        "is_iteration": "BOOLEAN",
+        "failed_at": "TIMESTAMPTZ",
+        "status": "VARCHAR",
+        "error": "VARCHAR",
+        "error_trace": "VARCHAR",
+        "error_trace_bytes": "BIGINT",
+        "state_message": "VARCHAR",
+        "termination_code": "VARCHAR",
+        "result_state": "VARCHAR",
+        "signature": "VARCHAR",
+        "title": "VARCHAR",
+        "error_class": "VARCHAR",
+        "signature_version": "INTEGER",
+        "fetched_at": "TIMESTAMPTZ",
+    },
     # Prices and DBU rates used to estimate cost (seeded from extractor/data/rate_card.csv).
     # kind: 'node_type' (value = DBU/h of one node), 'sku' (value = price per DBU in `currency`),
     # 'multiplier' (name 'photon': factor on DBU/h of Photon clusters). cloud NULL = any cloud.
@@ -232,6 +257,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "task_iterations": ("workspace_id", "run_id"),
     "jobs": ("workspace_id", "job_id"),
     "clusters": ("workspace_id", "cluster_id"),
+    "task_errors": ("workspace_id", "run_id"),
     "rate_card": ("kind", "cloud", "name"),
     "billing_usage": ("workspace_id", "record_id"),
     "list_prices": (

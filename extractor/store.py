@@ -327,6 +327,49 @@ class Store:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def failures_without_error(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, ended_after: datetime
+    ) -> list[dict[str, Any]]:
+        """Finished task runs and for-each iterations that failed, timed out or hit an internal
+        error after `ended_after` and have no task_errors row yet, oldest first. A job run id
+        (a multi-task parent) is never among them: those are not task runs."""
+        failed = (
+            "(result_state IN ('FAILED', 'TIMEDOUT') OR life_cycle_state = 'INTERNAL_ERROR')"
+            " AND NOT coalesce(is_active, false) AND end_time >= ?"
+            " AND workspace_id = ? AND run_id NOT IN (SELECT run_id FROM task_errors"
+            " WHERE workspace_id = ?) AND run_id NOT IN (SELECT run_id FROM runs"
+            " WHERE workspace_id = ? AND task_count > 1)"
+        )
+        cols = (
+            "run_id, job_run_id, job_id, task_key, {it} AS is_iteration, end_time AS failed_at,"
+            " state_message, termination_code, result_state"
+        )
+        params = [ended_after, workspace_id, workspace_id, workspace_id]
+        return fetch_dicts(
+            con,
+            f"SELECT {cols.format(it='false')} FROM tasks WHERE {failed} UNION ALL"
+            f" SELECT {cols.format(it='true')} FROM task_iterations WHERE {failed}"
+            " ORDER BY failed_at, run_id",
+            params * 2,
+        )
+
+    def insert_task_errors(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, rows: pa.Table
+    ) -> None:
+        """Store task errors; a row already stored for a task run is replaced."""
+        if rows.num_rows == 0:
+            return
+        con.register("error_keys", pa.table({"run_id": rows.column("run_id")}))
+        try:
+            con.execute(
+                "DELETE FROM task_errors WHERE workspace_id = ?"
+                " AND run_id IN (SELECT run_id FROM error_keys)",
+                [workspace_id],
+            )
+        finally:
+            con.unregister("error_keys")
+        insert_arrow(con, "task_errors", rows)
+
     def upsert_clusters(
         self, con: duckdb.DuckDBPyConnection, workspace_id: str, clusters: pa.Table
     ) -> set[int]:

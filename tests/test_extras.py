@@ -129,7 +129,10 @@ def outcomes(
         for line, (code, text) in zip(lines, json.loads(done.stdout), strict=True)
     }
     for line, (_, text) in results.items():
-        assert "Traceback" not in text and "internal error" not in text, (line, text)
+        assert "Traceback (most recent call last)" not in text and "internal error:" not in text, (
+            line,
+            text,
+        )
     return folder, results
 
 
@@ -213,7 +216,9 @@ def test_plain_install_exports_parquet_and_names_the_extra_for_delta(tmp_path: P
             timeout=300,
         )
         text = " ".join((done.stdout + done.stderr).split())
-        assert "Traceback" not in text and "internal error" not in text, text
+        assert "Traceback (most recent call last)" not in text and "internal error:" not in text, (
+            text
+        )
         return done.returncode, text
 
     missing = subprocess.run(

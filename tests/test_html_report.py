@@ -21,6 +21,7 @@ CHART_TITLES = (
     "Least reliable jobs: runs by outcome",
     "Wasted spend: failures and re-runs",
     "Flaky tasks: failures a retry or repair fixed",
+    "Why runs fail: failed task runs by cause",
 )
 
 

@@ -177,3 +177,23 @@ def test_coverage_line_names_the_top_reasons_for_unknown():
         "Cost coverage: 60% billed, 34% calibrated, 5% estimated, <1% unknown of 1,169 terminal"
         " runs; unknown: serverless: cost needs billing data (5)"
     )
+
+
+def test_report_says_why_runs_failed_in_every_format(tmp_path: Path) -> None:
+    from extractor.analytics.connect import connect
+    from extractor.analytics.report import build_report, render_json, render_markdown
+    from extractor.dev.demo import build_demo_store
+
+    db = tmp_path / "demo.duckdb"
+    build_demo_store(db, runs=300, jobs=12, seed=3)
+    con = connect(db)
+    try:
+        report = build_report(con, days=60)
+    finally:
+        con.close()
+    causes = report["failure_causes"]
+    assert causes and causes[0]["failures"] >= causes[-1]["failures"]
+    assert all(r["title"] for r in causes)
+    assert "## Why runs failed: top causes" in render_markdown(report)
+    assert "Why runs failed: costliest causes" in render_markdown(report)
+    assert json.loads(render_json(report))["failure_causes"][0]["title"] == causes[0]["title"]

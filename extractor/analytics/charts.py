@@ -342,6 +342,32 @@ def failure_causes(con: duckdb.DuckDBPyConnection, *, top: int = TOP) -> Figure:
     return figure
 
 
+def error_causes(source: Source, *, top: int = TOP, currency: str | None = None) -> Figure:
+    """Failed task runs by cause (their error's signature), annotated with what they cost."""
+    cur = _currency_of(source, currency)
+    rows = _load(
+        source,
+        "SELECT signature, title, failures, jobs, wasted_cost, recovered FROM failure_causes "
+        "ORDER BY failures DESC, wasted_cost DESC, signature LIMIT ?",
+        [top],
+    )[:top]
+    title = "Why runs fail: failed task runs by cause"
+    if not rows:
+        return _empty(title, "No task errors in this store (extract reads them).")
+    figure, axes = _figure(height=_bar_height(len(rows)))
+    counts = [_num(r["failures"]) for r in rows]
+    labels = [str(r["title"])[:48] for r in rows]
+    notes = [
+        f"{int(_num(r['failures']))} in {int(_num(r['jobs']))} jobs · "
+        f"{_money(_num(r['wasted_cost']), cur)}"
+        for r in rows
+    ]
+    _hbars(axes, labels, counts, colours=RED, annotations=notes)
+    axes.set_xlabel("failed task runs and iterations")
+    _title(figure, axes, title, "a cause is the error with its tables, paths, ids and numbers out")
+    return figure
+
+
 def flaky_tasks(source: Source, *, top: int = TOP) -> Figure:
     """Tasks whose failed attempt was fixed by a retry or repair, by flake rate."""
     rows = _load(

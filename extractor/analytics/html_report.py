@@ -33,6 +33,7 @@ CHARTS: tuple[tuple[str, Callable[..., Figure], bool], ...] = (
     ("least_reliable_jobs", charts.job_outcomes, False),
     ("wasted_spend", charts.wasted_spend, True),
     ("flaky_tasks", charts.flaky_tasks, False),
+    ("failure_causes", charts.error_causes, True),
 )
 
 _STYLE = """

@@ -49,8 +49,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The Monday answers for the last `days` days before stg_now (optionally for one job).
 
-    Spend and reliability cover the window; wasted spend, flaky tasks, movers and stuck runs come
-    from their views (whole store; movers compare the last 7 days with the 7 before).
+    Spend, reliability and failure causes cover the window; wasted spend, flaky tasks, movers,
+    new failure causes and stuck runs come from their views (whole store; movers compare the
+    last 7 days with the 7 before).
     """
     if days <= 0:
         raise UsageError("--days must be a positive number of days")
@@ -101,6 +102,13 @@ def build_report(
     )
     filt = f"WHERE true {job}"
     only_job = [job_id] if job_id is not None else []
+    causes = (
+        "SELECT signature, arg_max(title, failed_at) AS title, count(*) AS failures, "
+        "count(DISTINCT job_id) AS jobs, sum(cost) AS wasted_cost, "
+        "count(*) FILTER (WHERE recovered) AS recovered FROM int_task_failures "
+        f"WHERE failed_at >= ? AND failed_at <= ? {job} GROUP BY signature"
+    )
+    of_job = "AND signature IN (SELECT signature FROM int_task_failures WHERE job_id = ?)"
     return {
         "period": {"now": now.isoformat(), "since": since.isoformat(), "days": days},
         "job_id": job_id,
@@ -128,6 +136,21 @@ def build_report(
             con,
             "SELECT workspace_id, job_id, job_name, task_key, executions, flaky_executions, "
             f"flake_rate FROM flaky_tasks {filt} LIMIT {TOP}",
+            only_job,
+        ),
+        "failure_causes": _rows(
+            con, f"{causes} ORDER BY failures DESC, wasted_cost DESC LIMIT {TOP}", window
+        ),
+        "costly_failure_causes": _rows(
+            con,
+            f"{causes} HAVING sum(cost) > 0 ORDER BY wasted_cost DESC, failures DESC LIMIT {TOP}",
+            window,
+        ),
+        "new_failure_causes": _rows(
+            con,
+            "SELECT signature, title, first_seen, failures, jobs, new_in_24h "
+            f"FROM new_failure_causes WHERE true {of_job if job_id is not None else ''} "
+            f"LIMIT {TOP}",
             only_job,
         ),
         "stuck_runs": _rows(
@@ -213,6 +236,9 @@ SECTIONS = (
     ("least_reliable_jobs", "Least reliable jobs"),
     ("wasted_spend", "Wasted spend"),
     ("flaky_tasks", "Flaky tasks"),
+    ("failure_causes", "Why runs failed: top causes"),
+    ("costly_failure_causes", "Why runs failed: costliest causes"),
+    ("new_failure_causes", "Why runs failed: new causes (last 7 days)"),
     ("stuck_runs", "Stuck runs"),
 )
 

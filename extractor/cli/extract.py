@@ -68,6 +68,11 @@ from extractor.errors import JobrunsError, UsageError
     show_default=True,
     help="Requests in flight.",
 )
+@click.option(
+    "--no-errors",
+    is_flag=True,
+    help="Do not read the errors of failed task runs (runs/get-output).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--alerts", "with_alerts", is_flag=True, help="Then run `jobruns alerts`.")
 @alert_options("--alert-since")
@@ -88,6 +93,7 @@ def extract(
     overlap: str,
     max_rps: float,
     concurrency: int,
+    no_errors: bool,
     quiet: bool,
     with_alerts: bool,
     rules_file: Path | None,
@@ -130,6 +136,7 @@ def extract(
         rescan_every=rescan_every,
         overlap=overlap,
         concurrency=concurrency,
+        errors=not no_errors,
     )
     if all_profiles or len(profiles) > 1:
         if host or token:

@@ -29,7 +29,7 @@ from rich.console import Console
 from extractor.client import JobsClient, strip_paging
 from extractor.config import resolve_workspace
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
-from extractor.errors import UsageError
+from extractor.errors import NotFoundError, UsageError
 from extractor.extract import (
     ExtractResult,
     extract,
@@ -465,6 +465,7 @@ class Recorder:
         self.jobs: list[dict[str, Any]] = []
         self.job_bodies: dict[int, dict[str, Any]] = {}
         self.clusters: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[int, dict[str, Any]] = {}
 
     @property
     def workspace_id(self) -> str | None:
@@ -508,6 +509,10 @@ class Recorder:
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
         self.clusters[cluster_id] = self.client.get_cluster(cluster_id)
         return self.clusters[cluster_id]
+
+    def get_run_output(self, run_id: int) -> dict[str, Any]:
+        self.outputs[run_id] = self.client.get_run_output(run_id)
+        return self.outputs[run_id]
 
     def stats(self) -> dict[str, Any]:
         return self.client.stats()
@@ -570,6 +575,12 @@ class Replay:
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
         self.requests += 1
         return self.rec.clusters[cluster_id]
+
+    def get_run_output(self, run_id: int) -> dict[str, Any]:
+        self.requests += 1
+        if run_id not in self.rec.outputs:  # refused when recorded (a widened copy's id)
+            raise NotFoundError(f"run {run_id}: no output recorded")
+        return self.rec.outputs[run_id]
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests}

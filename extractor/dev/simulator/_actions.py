@@ -1,5 +1,5 @@
 """The write side of the simulated Jobs API: runs/repair, runs/cancel, runs/cancel-all, and the
-per-run reads that go with acting (runs/export, runs/get-output).
+per-run read that goes with acting (runs/export; runs/get-output is the workspace's own).
 
 Each function takes the Workspace and the request (JSON body or query) and answers like the
 real endpoint, or raises ApiError with its status and error code. Messages marked (A) in the
@@ -169,21 +169,3 @@ def export(ws: Workspace, params: Mapping[str, str]) -> dict[str, Any]:
         f"{html.escape(task.outcome.result or 'RUNNING')}</p></body></html>"
     )
     return {"views": [{"content": content, "name": name, "type": "NOTEBOOK"}]}
-
-
-def get_output(ws: Workspace, params: Mapping[str, str]) -> dict[str, Any]:
-    """GET /api/2.2/jobs/runs/get-output of a task run: metadata, error and error_trace."""
-    run_id = _run_id(params)
-    if run_id in ws.runs and not ws.runs[run_id].legacy:
-        raise _invalid(
-            "Retrieving the output of runs with multiple tasks is not supported. Please retrieve "
-            "the output of each individual task run instead."
-        )
-    task = ws.task_run(run_id)
-    if task is None:
-        raise _invalid(f"Run {run_id} does not exist.")
-    out: dict[str, Any] = {"metadata": ws.api_get_run({"run_id": str(run_id)})}
-    if task.end <= ws.now_ms and is_failure(task.outcome):
-        out["error"] = task.outcome.message or "Workload failed, see run output for details"
-        out["error_trace"] = ""
-    return out

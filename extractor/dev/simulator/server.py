@@ -28,11 +28,11 @@ HTML_502 = (
 ENDPOINTS = {
     "/api/2.2/jobs/runs/list": "api_list_runs",
     "/api/2.2/jobs/runs/get": "api_get_run",
+    "/api/2.2/jobs/runs/get-output": "api_get_output",
     "/api/2.2/jobs/list": "api_list_jobs",
     "/api/2.2/jobs/get": "api_get_job",
     "/api/2.1/clusters/get": "api_get_cluster",
     "/api/2.2/jobs/runs/export": "api_export_run",
-    "/api/2.2/jobs/runs/get-output": "api_get_run_output",
 }
 # Write endpoints take a JSON body; each request is kept in the request log.
 POST_ENDPOINTS = {
@@ -42,6 +42,8 @@ POST_ENDPOINTS = {
 }
 # Endpoints that act on (or read the output of) a run need more than Can View on its job.
 MANAGE_PATHS = frozenset(POST_ENDPOINTS)
+
+RUN_PATHS = frozenset({"/api/2.2/jobs/runs/get", "/api/2.2/jobs/runs/get-output"})
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ class SimServer:
                         "PERMISSION_DENIED",
                         f"User does not have Can Manage Run permission on job {owner}.",
                     )  # the wording is our assumption; the code and status are the API's
-            if path == "/api/2.2/jobs/runs/get" and self.forbidden_jobs:
+            if path in RUN_PATHS and self.forbidden_jobs:
                 owner = self._owner(params)
                 if owner in self.forbidden_jobs:
                     raise ApiError(

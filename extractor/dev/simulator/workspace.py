@@ -19,14 +19,20 @@ from typing import Any
 
 from . import _actions, _catalog
 from ._billing import PRICE_COLUMNS, USAGE_COLUMNS, Billing, write_csv
+from ._failures import RECENT_MS, FailureBook
 from ._model import DAY_MS, HOUR_MS, RETENTION_MS, ApiError, JobDef, RunRec, TaskRun
 from ._planner import Planner, is_failure
-from ._render import Renderer, run_view, visible_segments, visible_tasks
+from ._render import Renderer, run_view, task_view, visible_segments, visible_tasks
 from ._truth import job_aggregates, truth_tables
 
 PAGE = 100  # array elements per runs/get page
 RUNS_OFFSET_CAP = 10_000
 JOBS_OFFSET_CAP = 1_000
+# runs/get-output on a multi-task job run (databricks/databricks-sdk-py#997, PrefectHQ/prefect#13127).
+MULTI_TASK_OUTPUT = (
+    "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the "
+    "output of each individual task run instead."
+)
 
 
 def invalid(message: str) -> ApiError:
@@ -89,6 +95,7 @@ class Workspace:
         self.renderer = Renderer(self.host, workspace_id)
         self.planner = Planner(self.rng, self._new_id)
         self.deleted: set[int] = set()
+        self.failures = FailureBook(seed, now_ms - RECENT_MS)
 
     # ------------------------------------------------------------------------ generation
     @classmethod
@@ -330,6 +337,7 @@ class Workspace:
             self._push(seg.end + delay, "repair", run.run_id)
 
     def _index(self, run: RunRec) -> None:
+        self.failures.assign(run)
         for t in run.tasks:
             if t.run_id != run.run_id:
                 self._task_index[t.run_id] = (run.run_id, t)
@@ -439,6 +447,22 @@ class Workspace:
 
     def write_list_prices_csv(self, path: str) -> None:
         write_csv(self.list_price_rows(), path, PRICE_COLUMNS)
+
+    def failure_families(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> dict[int, str]:
+        """The true family of every finished, failed task run and iteration of the runs started
+        in [start_ms, end_ms] (task run id -> family), as runs/get-output would show them now."""
+        out: dict[int, str] = {}
+        families = self.failures.by_run
+        for run_id in self.run_ids(start_ms, end_ms):
+            run = self.runs[run_id]
+            for task in visible_tasks(run, self.now_ms):
+                for t in [task, *(task.iterations or ())]:
+                    visible = t.run_id in families and t.appear <= self.now_ms
+                    if visible and not task_view(t, self.now_ms, False).active:
+                        out[t.run_id] = families[t.run_id].family
+        return out
 
     def job_aggregates(
         self, start_ms: int | None = None, end_ms: int | None = None
@@ -604,6 +628,39 @@ class Workspace:
             body["next_page_token"] = _encode({"r": run_id, "p": page + 1})
         return body
 
+    def api_get_output(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.2/jobs/runs/get-output: one task run's metadata, error and trace."""
+        run_id = _int(params, "run_id")
+        if run_id is None:
+            raise invalid("Missing required field: run_id")
+        run = self.runs.get(run_id)
+        if run is not None and not run.legacy:
+            raise invalid(MULTI_TASK_OUTPUT)
+        if run is not None:
+            task = run.tasks[-1]
+            metadata = self._get_run_page(run, 0, False, all_pages=True)[0]
+        else:
+            hit = self._task_index.get(run_id)
+            if hit is None or hit[0] not in self.runs or hit[1].appear > self.now_ms:
+                raise invalid(f"Run {run_id} does not exist.")
+            run, task = self.runs[hit[0]], hit[1]
+            metadata = self._get_task_page(run, task, 0)[0]
+            metadata.pop("iterations", None)
+            metadata.pop("next_page_token", None)
+        out: dict[str, Any] = {"metadata": metadata}
+        v = task_view(task, self.now_ms, False)
+        if v.active:
+            return out
+        failure = self.failures.by_run.get(task.run_id) if is_failure(task.outcome) else None
+        if task.tdef.type_key == "notebook_task":
+            result = {} if failure is not None else {"result": "", "truncated": False}
+            out["notebook_output"] = result
+        if failure is not None and failure.error:
+            out["error"] = failure.error
+            if failure.error_trace:
+                out["error_trace"] = failure.error_trace
+        return out
+
     def owner_job(self, run_id: int) -> int | None:
         """The job id of a run or task run, for permission checks."""
         run = self.runs.get(run_id)
@@ -743,10 +800,6 @@ class Workspace:
     def api_export_run(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.2/jobs/runs/export."""
         return _actions.export(self, params)
-
-    def api_get_run_output(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET /api/2.2/jobs/runs/get-output."""
-        return _actions.get_output(self, params)
 
     def api_get_cluster(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.1/clusters/get: the workspace's all-purpose clusters."""
