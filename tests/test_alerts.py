@@ -23,6 +23,8 @@ MIN = timedelta(minutes=1)
 @pytest.fixture
 def con(views_con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     views_con.execute("DELETE FROM extract_state")
+    # The rules here read hand-made rows: a test table stands in for the failure_causes view.
+    views_con.execute("DROP VIEW IF EXISTS failure_causes")
     views_con.execute("DROP TABLE IF EXISTS failure_causes")
     return views_con
 
