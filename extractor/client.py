@@ -43,6 +43,12 @@ RUNS_GET: Final = "/api/2.2/jobs/runs/get"
 JOBS_LIST: Final = "/api/2.2/jobs/list"
 JOBS_GET: Final = "/api/2.2/jobs/get"
 CLUSTERS_GET: Final = "/api/2.1/clusters/get"
+CLUSTERS_EVENTS: Final = "/api/2.1/clusters/events"
+NODE_TYPES_LIST: Final = "/api/2.1/clusters/list-node-types"
+INSTANCE_POOLS_GET: Final = "/api/2.0/instance-pools/get"
+# Event types that change or state a cluster's worker count (databricks-sdk compute.EventType).
+WORKER_EVENT_TYPES: Final = ("RUNNING", "RESIZING", "UPSIZE_COMPLETED")
+EVENTS_PAGE_LIMIT: Final = 500
 OAUTH_TOKEN: Final = "/oidc/v1/token"
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
@@ -320,6 +326,45 @@ class JobsClient:
         """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""
         return self._get(CLUSTERS_GET, {"cluster_id": cluster_id})
 
+    def list_node_types(self) -> JsonDict:
+        """Every node type of the workspace (clusters/list-node-types): cores, memory, category."""
+        return self._get(NODE_TYPES_LIST, {})
+
+    def get_instance_pool(self, instance_pool_id: str) -> JsonDict:
+        """One instance pool (instance-pools/get): the node type its clusters run on."""
+        return self._get(INSTANCE_POOLS_GET, {"instance_pool_id": instance_pool_id})
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[JsonDict]:
+        """A cluster's worker-count events between two times, oldest first, every page.
+
+        The API pages by returning the next request body as `next_page`
+        (databricks-sdk ClustersAPI.events); each page is one request in the rate limit.
+        """
+        body: JsonDict = {
+            "cluster_id": cluster_id,
+            "start_time": start_ms,
+            "end_time": end_ms,
+            "order": "ASC",
+            "event_types": list(WORKER_EVENT_TYPES),
+            "limit": EVENTS_PAGE_LIMIT,
+        }
+        events: list[JsonDict] = []
+        seen: set[str] = set()
+        while True:
+            page = self._call("POST", CLUSTERS_EVENTS, json_body=body, oauth_request=False)
+            events.extend(page.get("events") or [])
+            following = page.get("next_page")
+            if not following:
+                return events
+            key = json.dumps(following, sort_keys=True)
+            if key in seen:
+                raise ApiError(
+                    f"{CLUSTERS_EVENTS} on {self.host} returned a next page it had already "
+                    "returned; stopping instead of looping forever"
+                )
+            seen.add(key)
+            body = dict(following)
+
     # -- paging helpers --------------------------------------------------------------------------
 
     def _follow_pages(
@@ -373,6 +418,7 @@ class JobsClient:
         *,
         query: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
         oauth_request: bool,
     ) -> JsonDict:
         """One logical call with retries under the deadline; raises the last real error."""
@@ -385,7 +431,9 @@ class JobsClient:
             attempt += 1
             headers = {} if oauth_request else {"Authorization": self._authorization()}
             try:
-                return self._attempt(method, path, query, form, headers, oauth_request)
+                return self._attempt(
+                    method, path, query, form, headers, oauth_request, json_body=json_body
+                )
             except AuthError:
                 if oauth_request or self.config.auth_kind != "oauth-m2m" or refreshed_token:
                     raise
@@ -432,6 +480,8 @@ class JobsClient:
         form: Mapping[str, str] | None,
         headers: Mapping[str, str],
         oauth_request: bool,
+        *,
+        json_body: Mapping[str, Any] | None = None,
     ) -> JsonDict:
         self._bucket.acquire()
         auth = None
@@ -447,7 +497,13 @@ class JobsClient:
         try:
             with self._slots:
                 response = self._http.request(
-                    method, path, params=query, data=form, headers=headers, auth=auth
+                    method,
+                    path,
+                    params=query,
+                    data=form,
+                    json=json_body,
+                    headers=headers,
+                    auth=auth,
                 )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, path) from None

@@ -164,7 +164,18 @@ def test_duckdb_reads_a_delta_export_like_the_store(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     export(db, str(lake), "delta")
     con = duckdb.connect()
-    tables = ("runs", "tasks", "repair_history", "task_iterations", "jobs", "clusters", "rate_card")
+    tables = (
+        "runs",
+        "tasks",
+        "repair_history",
+        "task_iterations",
+        "jobs",
+        "clusters",
+        "instance_pools",
+        "node_types",
+        "cluster_workers",
+        "rate_card",
+    )
     for table in tables:
         con.register(f"{table}_arrow", deltalake.DeltaTable(str(lake / table)).to_pyarrow_dataset())
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM {table}_arrow")

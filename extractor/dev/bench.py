@@ -465,6 +465,9 @@ class Recorder:
         self.jobs: list[dict[str, Any]] = []
         self.job_bodies: dict[int, dict[str, Any]] = {}
         self.clusters: dict[str, dict[str, Any]] = {}
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.node_types: dict[str, Any] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def workspace_id(self) -> str | None:
@@ -508,6 +511,18 @@ class Recorder:
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
         self.clusters[cluster_id] = self.client.get_cluster(cluster_id)
         return self.clusters[cluster_id]
+
+    def get_instance_pool(self, instance_pool_id: str) -> dict[str, Any]:
+        self.pools[instance_pool_id] = self.client.get_instance_pool(instance_pool_id)
+        return self.pools[instance_pool_id]
+
+    def list_node_types(self) -> dict[str, Any]:
+        self.node_types = self.client.list_node_types()
+        return self.node_types
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        self.events[cluster_id] = self.client.cluster_events(cluster_id, start_ms, end_ms)
+        return self.events[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return self.client.stats()
@@ -570,6 +585,18 @@ class Replay:
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
         self.requests += 1
         return self.rec.clusters[cluster_id]
+
+    def get_instance_pool(self, instance_pool_id: str) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.pools[instance_pool_id]
+
+    def list_node_types(self) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.node_types
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        self.requests += 1
+        return self.rec.events[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests}

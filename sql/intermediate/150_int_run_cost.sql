@@ -7,6 +7,9 @@ WITH est AS (
         CASE WHEN count(*) = count(dbus_est) THEN sum(dbus_est) END AS dbus_est,
         CASE WHEN count(*) = count(cost_est) THEN sum(cost_est) END AS cost_est,
         min(cost_null_reason) AS est_null_reason,
+        -- 'inferred' as soon as one instance's DBU rate was inferred for an unknown node type.
+        CASE WHEN bool_or(rate_basis = 'inferred') THEN 'inferred' ELSE max(rate_basis) END
+            AS rate_basis,
         count(*) AS cluster_instances
     FROM int_cluster_instances
     GROUP BY workspace_id, job_run_id
@@ -18,6 +21,7 @@ SELECT
     coalesce(e.cluster_instances, 0) AS cluster_instances,
     CASE WHEN e.job_run_id IS NULL THEN 0.0 ELSE e.dbus_est END AS dbus_est,
     CASE WHEN e.job_run_id IS NULL THEN 0.0 ELSE e.cost_est END AS cost_est,
+    e.rate_basis,
     b.billed_dbus,
     b.billed_cost,
     CASE

@@ -30,6 +30,12 @@ ENDPOINTS = {
     "/api/2.2/jobs/list": "api_list_jobs",
     "/api/2.2/jobs/get": "api_get_job",
     "/api/2.1/clusters/get": "api_get_cluster",
+    "/api/2.1/clusters/list-node-types": "api_list_node_types",
+    "/api/2.0/instance-pools/get": "api_get_instance_pool",
+}
+# Endpoints read with POST and a JSON body (the body is what the handler gets as params).
+POST_ENDPOINTS = {
+    "/api/2.1/clusters/events": "api_cluster_events",
 }
 
 
@@ -239,8 +245,8 @@ class SimServer:
             "scope": form.get("scope") or "all-apis",
         }
 
-    def call(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        method = getattr(self.workspace, ENDPOINTS[path])
+    def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        method = getattr(self.workspace, ENDPOINTS.get(path) or POST_ENDPOINTS[path])
         with self.lock:
             if path == "/api/2.2/jobs/runs/get" and self.forbidden_jobs:
                 try:
@@ -393,7 +399,8 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 sim.count(path, status)
                 self._send(status, out)
                 return
-            if path not in ENDPOINTS or method != "GET":
+            posted = path in POST_ENDPOINTS and method == "POST"
+            if not posted and (path not in ENDPOINTS or method != "GET"):
                 sim.count(path, 404)
                 self._send(
                     404,
@@ -450,7 +457,16 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
             err = sim.authenticate(self.headers.get("Authorization"))
             if err is None:
                 try:
-                    out = sim.call(path, params)
+                    if posted:
+                        try:
+                            request = json.loads(body or b"{}")
+                        except ValueError:
+                            raise ApiError(
+                                400, "MALFORMED_REQUEST", "Request body is not valid JSON"
+                            ) from None
+                        out = sim.call(path, request if isinstance(request, dict) else {})
+                    else:
+                        out = sim.call(path, params)
                     sim.count(path, 200)
                     self._send(200, out)
                     return
