@@ -49,6 +49,12 @@ RUNS_REPAIR: Final = "/api/2.2/jobs/runs/repair"
 RUNS_CANCEL: Final = "/api/2.2/jobs/runs/cancel"
 RUNS_CANCEL_ALL: Final = "/api/2.2/jobs/runs/cancel-all"
 RUNS_EXPORT: Final = "/api/2.2/jobs/runs/export"
+CLUSTERS_EVENTS: Final = "/api/2.1/clusters/events"
+NODE_TYPES_LIST: Final = "/api/2.1/clusters/list-node-types"
+INSTANCE_POOLS_GET: Final = "/api/2.0/instance-pools/get"
+# Event types that change or state a cluster's worker count (databricks-sdk compute.EventType).
+WORKER_EVENT_TYPES: Final = ("RUNNING", "RESIZING", "UPSIZE_COMPLETED")
+EVENTS_PAGE_LIMIT: Final = 500
 
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_CAP_S: Final = 60.0
@@ -336,6 +342,45 @@ class JobsClient:
     def get_cluster(self, cluster_id: str) -> JsonDict:
         """One cluster's ClusterDetails (clusters/get): node types, size, engine, state."""
         return self._get(CLUSTERS_GET, {"cluster_id": cluster_id})
+
+    def list_node_types(self) -> JsonDict:
+        """Every node type of the workspace (clusters/list-node-types): cores, memory, category."""
+        return self._get(NODE_TYPES_LIST, {})
+
+    def get_instance_pool(self, instance_pool_id: str) -> JsonDict:
+        """One instance pool (instance-pools/get): the node type its clusters run on."""
+        return self._get(INSTANCE_POOLS_GET, {"instance_pool_id": instance_pool_id})
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[JsonDict]:
+        """A cluster's worker-count events between two times, oldest first, every page.
+
+        The API pages by returning the next request body as `next_page`
+        (databricks-sdk ClustersAPI.events); each page is one request in the rate limit.
+        """
+        body: JsonDict = {
+            "cluster_id": cluster_id,
+            "start_time": start_ms,
+            "end_time": end_ms,
+            "order": "ASC",
+            "event_types": list(WORKER_EVENT_TYPES),
+            "limit": EVENTS_PAGE_LIMIT,
+        }
+        events: list[JsonDict] = []
+        seen: set[str] = set()
+        while True:
+            page = self._call("POST", CLUSTERS_EVENTS, json_body=body)
+            events.extend(page.get("events") or [])
+            following = page.get("next_page")
+            if not following:
+                return events
+            key = json.dumps(following, sort_keys=True)
+            if key in seen:
+                raise ApiError(
+                    f"{CLUSTERS_EVENTS} on {self.host} returned a next page it had already "
+                    "returned; stopping instead of looping forever"
+                )
+            seen.add(key)
+            body = dict(following)
 
     def export_run(self, task_run_id: int, views_to_export: str = "CODE") -> JsonDict:
         """runs/export of a notebook task run: {views: [{content (HTML), name, type}]}."""

@@ -21,17 +21,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import pyarrow as pa
+
+from extractor.analytics.rates import infer_dbu_rate, load_node_facts
 from extractor.client import strip_paging
 from extractor.errors import ApiError, NotFoundError, PermissionDeniedError
 from extractor.flatten import (
     RunBundle,
+    arrow_schema,
     flatten_clusters,
+    flatten_instance_pools,
     flatten_jobs,
+    flatten_node_types,
     flatten_runs,
     flatten_task_errors,
     is_active,
     job_signature,
     task_type,
+    worker_intervals,
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
 from extractor.schema import STATE_TABLES
@@ -47,6 +54,11 @@ OUTPUT_RETENTION = timedelta(days=60)
 # Signs one error: (error, error_trace, state_message, termination_code, result_state) -> the
 # signature columns of task_errors. Given by the caller (the signer lives with the analytics).
 Signer = Callable[[str | None, str | None, str | None, str | None, str | None], dict[str, Any]]
+# An instance pool's node type is fixed at creation; re-read at most daily all the same.
+POOL_REFRESH = timedelta(hours=24)
+# Events are asked for a little beyond the tasks' span: the cluster starts before its first
+# task runs and its last resize may precede the first task's start time by a few seconds.
+EVENTS_MARGIN = timedelta(hours=1)
 
 
 class JobsApi(Protocol):
@@ -76,6 +88,13 @@ class JobsApi(Protocol):
     def get_cluster(self, cluster_id: str) -> dict[str, Any]: ...
 
     def get_run_output(self, run_id: int) -> dict[str, Any]: ...
+    def get_instance_pool(self, instance_pool_id: str) -> dict[str, Any]: ...
+
+    def list_node_types(self) -> dict[str, Any]: ...
+
+    def cluster_events(
+        self, cluster_id: str, start_ms: int, end_ms: int
+    ) -> list[dict[str, Any]]: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -108,6 +127,9 @@ class ExtractResult:
     jobs_seen: int = 0
     clusters_fetched: int = 0
     errors_fetched: int = 0
+    pools_fetched: int = 0
+    cluster_events_read: int = 0
+    node_types_listed: int = 0
     skipped_runs: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     message: str = ""
@@ -221,6 +243,12 @@ class Extraction:
         self._clusters: dict[str, dict[str, Any] | str] = {}
         # Failed task runs whose runs/get-output answered (or was refused for good).
         self._task_errors: list[dict[str, Any]] = []
+        # Instance pools named by tasks stored so far and by cluster specs, and their answers.
+        self._pools_used: set[str] = set()
+        self._pools: dict[str, dict[str, Any] | str] = {}
+        # cluster_id -> (job run, the worker-count events or why the API refused).
+        self._events: dict[str, tuple[int, list[dict[str, Any]] | str]] = {}
+        self._node_types: list[dict[str, Any]] | None = None
 
     # -- the story ---------------------------------------------------------------------
 
@@ -298,9 +326,12 @@ class Extraction:
         runs that need completing and the formerly active runs. Writes stay on this thread.
 
         Each request is queued with the handler of its answer (`_on_page`, `_on_jobs`,
-        `_on_job`, `_on_run`, `_on_cluster`, `_on_output`); the loops below only feed the pool
-        and call handlers. The all-purpose clusters and the errors of failed task runs are read
-        once every run is stored, when the clusters the runs used and the failures are known.
+        `_on_job`, `_on_run`, `_on_cluster`, `_on_events`, `_on_pool`, `_on_node_types`,
+        `_on_output`); the loops below only feed the pool and call handlers. Once every run is
+        stored come, each phase after the one whose answers it needs: the all-purpose clusters,
+        the events of ended autoscaling job clusters and the errors of failed task runs; the
+        instance pools that tasks and clusters name; the node types, once, only if a stored
+        node type is missing from the rate card.
         """
         with self.store.connect() as con:
             stored = [
@@ -331,12 +362,19 @@ class Extraction:
                 self._maybe_flush()
             self._flush()
             self._queue_clusters()
+            self._queue_events()
             if self.options.errors:
                 self._queue_outputs()
-            for fut, handler in work.results():
-                handler(fut)
-        self._store_clusters()
-        self._store_task_errors()
+            self._drain()
+            self._store_clusters()
+            self._store_events()
+            self._store_task_errors()
+            self._queue_pools()
+            self._drain()
+            self._store_pools()
+            self._queue_node_types()
+            self._drain()
+            self._store_node_types()
         self._sweep_deletions(reading)
         self._store_jobs(reading, t0)
 
@@ -460,6 +498,74 @@ class Extraction:
             )
         self._task_errors.append(row)
 
+    def _drain(self) -> None:
+        for fut, handler in self._work.results():
+            handler(fut)
+
+    def _queue_events(self) -> None:
+        with self.store.connect() as con:
+            todo = self.store.autoscale_instances_to_read(con, self.workspace_id)
+        margin = ms_delta(EVENTS_MARGIN)
+        for cluster_id, job_run_id, start, end in todo:
+            call = functools.partial(
+                self.client.cluster_events, cluster_id, ms(start) - margin, ms(end) + margin
+            )
+            self._work.add_run(call, functools.partial(self._on_events, cluster_id, job_run_id))
+
+    def _on_events(self, cluster_id: str, job_run_id: int, fut: Future[Any]) -> None:
+        """An ended autoscaling cluster's events; a refusal is kept too: asked once, ever."""
+        try:
+            self._events[cluster_id] = (job_run_id, fut.result())
+        except NotFoundError:
+            self._events[cluster_id] = (job_run_id, "not found")
+        except PermissionDeniedError:
+            self._events[cluster_id] = (job_run_id, "permission denied")
+        except ApiError as exc:
+            log.warning("could not read the events of cluster %s: %s", cluster_id, exc)
+            self.result.errors.append(str(exc))
+
+    def _queue_pools(self) -> None:
+        for answer in self._clusters.values():
+            if isinstance(answer, dict):
+                self._pools_used.update(
+                    p
+                    for p in (answer.get("instance_pool_id"), answer.get("driver_instance_pool_id"))
+                    if p
+                )
+        with self.store.connect() as con:
+            todo = self.store.pools_to_fetch(
+                con, self.workspace_id, self._pools_used, self.now() - POOL_REFRESH
+            )
+        for pool_id in todo:
+            call = functools.partial(self.client.get_instance_pool, pool_id)
+            self._work.add_run(call, functools.partial(self._on_pool, pool_id))
+
+    def _on_pool(self, pool_id: str, fut: Future[Any]) -> None:
+        try:
+            self._pools[pool_id] = fut.result()
+        except NotFoundError:
+            self._pools[pool_id] = "not found"
+        except PermissionDeniedError:
+            self._pools[pool_id] = "permission denied"
+        except ApiError as exc:
+            log.warning("could not read instance pool %s: %s", pool_id, exc)
+            self.result.errors.append(str(exc))
+
+    def _queue_node_types(self) -> None:
+        with self.store.connect() as con:
+            unknown = self.store.unknown_node_types(con, self.workspace_id)
+        if unknown:
+            log.info("%d node types not in the rate card: reading the node types", len(unknown))
+            self._work.add_run(self.client.list_node_types, self._on_node_types)
+
+    def _on_node_types(self, fut: Future[Any]) -> None:
+        try:
+            self._node_types = list(fut.result().get("node_types") or [])
+        except ApiError as exc:
+            # Without node facts those runs keep 'node type not in rate card'; asked next time.
+            log.warning("could not list the node types: %s", exc)
+            self.result.errors.append(str(exc))
+
     def _on_refresh(self, run_id: int, stub: dict[str, Any], fut: Future[Any]) -> None:
         self.result.runs_refreshed += 1
         self._on_run(run_id, stub, fut)
@@ -525,6 +631,80 @@ class Extraction:
         with self.store.transaction() as con:
             self.store.insert_task_errors(con, self.workspace_id, rows)
         self.result.errors_fetched = len(self._task_errors)
+
+    def _store_events(self) -> None:
+        if not self._events:
+            return
+        rows: dict[str, list[Any]] = {"cluster_id": [], "since": [], "workers": []}
+        reads: dict[str, list[Any]] = {
+            "cluster_id": [],
+            "job_run_id": [],
+            "events": [],
+            "error": [],
+        }
+        for cluster_id, (job_run_id, answer) in sorted(self._events.items()):
+            intervals = [] if isinstance(answer, str) else worker_intervals(answer)
+            for at, workers in intervals:
+                rows["cluster_id"].append(cluster_id)
+                rows["since"].append(at)
+                rows["workers"].append(workers)
+            reads["cluster_id"].append(cluster_id)
+            reads["job_run_id"].append(job_run_id)
+            reads["events"].append(None if isinstance(answer, str) else len(answer))
+            reads["error"].append(answer if isinstance(answer, str) else None)
+        workers = _table("cluster_workers", self.workspace_id, rows, self.now())
+        done = _table("cluster_event_reads", self.workspace_id, reads, self.now())
+        with self.store.transaction() as con:
+            ids = list(self._events)
+            self.store.replace_rows(
+                con, "cluster_workers", self.workspace_id, "cluster_id", workers, keys=ids
+            )
+            self.store.replace_rows(
+                con, "cluster_event_reads", self.workspace_id, "cluster_id", done
+            )
+        self.result.changed_run_ids.update(job for job, _ in self._events.values())
+        self.result.cluster_events_read = len(self._events)
+
+    def _store_pools(self) -> None:
+        if not self._pools:
+            return
+        pools = flatten_instance_pools(self._pools, self.workspace_id, self.now())
+        with self.store.transaction() as con:
+            self.store.replace_rows(
+                con, "instance_pools", self.workspace_id, "instance_pool_id", pools
+            )
+            self.result.changed_run_ids |= self.store.runs_using(
+                con, self.workspace_id, pools=self._pools
+            )
+        self.result.pools_fetched = len(self._pools)
+
+    def _store_node_types(self) -> None:
+        """The listed node facts, with a DBU rate inferred for each type the card lacks."""
+        if self._node_types is None:
+            return
+        card = load_node_facts()
+        inferred: dict[str, tuple[str | None, float | None, str | None]] = {}
+        for node in self._node_types:
+            node_type_id = str(node.get("node_type_id") or "")
+            if not node_type_id or node_type_id in card:
+                continue
+            cloud = _cloud_of(node_type_id)
+            memory_mb = node.get("memory_mb")
+            found = infer_dbu_rate(
+                cloud,
+                node_type_id,
+                node.get("num_cores"),
+                float(memory_mb) / 1024 if memory_mb else None,
+                {k: v for k, v in card.items() if _cloud_of(k) == cloud},
+            )
+            inferred[node_type_id] = (cloud, *found) if found else (cloud, None, None)
+        table = flatten_node_types(self._node_types, self.workspace_id, self.now(), inferred)
+        with self.store.transaction() as con:
+            self.store.replace_rows(con, "node_types", self.workspace_id, "node_type_id", table)
+            self.result.changed_run_ids |= self.store.runs_using(
+                con, self.workspace_id, node_types=inferred
+            )
+        self.result.node_types_listed = table.num_rows
 
     def _store_jobs(self, reading: _Reading, t0: int) -> None:
         hashes = {int(j["job_id"]): job_signature(j) for j in reading.listed_jobs}
@@ -598,6 +778,8 @@ class Extraction:
         self._clusters_used.update(
             c for c in flat.tasks.column("existing_cluster_id").to_pylist() if c is not None
         )
+        for column in ("instance_pool_id", "driver_instance_pool_id"):
+            self._pools_used.update(p for p in flat.tasks.column(column).to_pylist() if p)
         self._buffer = []
 
     def _write_log(self, result: ExtractResult) -> None:
@@ -702,6 +884,25 @@ def _pool(workers: int) -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _cloud_of(node_type_id: str) -> str:
+    """The cloud a node type name belongs to: Azure's start with Standard_, AWS's have a dot
+    (m5d.xlarge), GCP's are dashed (n2-highmem-8)."""
+    if node_type_id.startswith("Standard_"):
+        return "AZURE"
+    return "AWS" if "." in node_type_id else "GCP"
+
+
+def _table(name: str, workspace_id: str, columns: dict[str, list[Any]], now: datetime) -> pa.Table:
+    """A store table from columns; workspace_id and fetched_at filled in where it has them."""
+    schema = arrow_schema(name)
+    count = len(next(iter(columns.values())))
+    fill = {"workspace_id": [workspace_id] * count, "fetched_at": [ms(now)] * count}
+    data = {**fill, **columns}
+    return pa.table(
+        [pa.array(data.get(f.name, [None] * count), type=f.type) for f in schema], schema=schema
+    )
 
 
 def _changed(old: RunSignature, new: RunSignature) -> bool:

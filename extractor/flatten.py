@@ -139,6 +139,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "BIGINT": pa.int64(),
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
+    "DOUBLE": pa.float64(),
     "TIMESTAMPTZ": pa.timestamp("ms", tz="UTC"),
     "VARCHAR[]": pa.list_(pa.string()),
     "BIGINT[]": pa.list_(pa.int64()),
@@ -306,6 +307,8 @@ def _compute(
         "workers": _int(num_workers if num_workers is not None else autoscale.get("max_workers")),
         "spark_version": cluster.get("spark_version"),
         "runtime_engine": cluster.get("runtime_engine"),
+        "instance_pool_id": cluster.get("instance_pool_id"),
+        "driver_instance_pool_id": cluster.get("driver_instance_pool_id"),
         "task_type": ttype,
     }
 
@@ -572,6 +575,8 @@ def flatten_clusters(
                 "state": answer.get("state"),
                 "spark_version": answer.get("spark_version"),
                 "raw": dumps(answer),
+                "instance_pool_id": answer.get("instance_pool_id"),
+                "driver_instance_pool_id": answer.get("driver_instance_pool_id"),
             }
         cols.add(row)
     return cols.to_arrow()
@@ -621,3 +626,87 @@ def flatten_task_errors(
         }
         cols.add(out)
     return cols.to_arrow()
+
+
+def flatten_instance_pools(
+    pools: Mapping[str, Mapping[str, Any] | str], workspace_id: str, fetched_at: datetime
+) -> pa.Table:
+    """Flatten instance-pools/get answers (or why the API refused) into `instance_pools`."""
+    cols = _Columns("instance_pools")
+    fetched_ms = int(fetched_at.timestamp() * 1000)
+    for pool_id, answer in pools.items():
+        row: dict[str, Any] = {
+            "workspace_id": workspace_id,
+            "instance_pool_id": pool_id,
+            "fetched_at": fetched_ms,
+        }
+        if isinstance(answer, str):
+            row["error"] = answer
+        else:
+            row |= {
+                "instance_pool_name": answer.get("instance_pool_name"),
+                "node_type_id": answer.get("node_type_id"),
+                "raw": dumps(answer),
+            }
+        cols.add(row)
+    return cols.to_arrow()
+
+
+def flatten_node_types(
+    node_types: Sequence[Mapping[str, Any]],
+    workspace_id: str,
+    fetched_at: datetime,
+    inferred: Mapping[str, tuple[str | None, float | None, str | None]],
+) -> pa.Table:
+    """Flatten clusters/list-node-types into `node_types`, with the DBU rate `inferred` per
+    node type id (cloud, DBU/h, the basis) by the caller."""
+    cols = _Columns("node_types")
+    fetched_ms = int(fetched_at.timestamp() * 1000)
+    for node in node_types:
+        node_type_id = node.get("node_type_id")
+        if not node_type_id:
+            continue
+        cloud, rate, basis = inferred.get(node_type_id, (None, None, None))
+        cols.add(
+            {
+                "workspace_id": workspace_id,
+                "node_type_id": node_type_id,
+                "cloud": cloud,
+                "num_cores": node.get("num_cores"),
+                "memory_mb": _int(node.get("memory_mb")),
+                "category": node.get("category"),
+                "photon_worker_capable": node.get("photon_worker_capable"),
+                "photon_driver_capable": node.get("photon_driver_capable"),
+                "dbu_per_hour": rate,
+                "inferred_from": basis,
+                "fetched_at": fetched_ms,
+            }
+        )
+    return cols.to_arrow()
+
+
+def worker_intervals(events: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """(epoch ms, workers) from a cluster's events: the count from then on.
+
+    RUNNING and UPSIZE_COMPLETED state the count reached (details.current_num_workers); a
+    RESIZING towards fewer workers removes them at once (there is no DOWNSIZE_COMPLETED event),
+    while one towards more waits for its UPSIZE_COMPLETED.
+    """
+    out: list[tuple[int, int]] = []
+    for event in sorted(events, key=lambda e: int(e.get("timestamp") or 0)):
+        details = event.get("details") or {}
+        at = _int(event.get("timestamp"))
+        current = _int(details.get("current_num_workers"))
+        target = _int(details.get("target_num_workers"))
+        kind = event.get("type")
+        workers: int | None = None
+        if kind in ("RUNNING", "UPSIZE_COMPLETED"):
+            workers = current
+        elif kind == "RESIZING" and target is not None and current is not None:
+            workers = target if target < current else None
+        if at is not None and workers is not None:
+            if out and out[-1][0] == at:
+                out[-1] = (at, workers)
+            else:
+                out.append((at, workers))
+    return out

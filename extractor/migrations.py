@@ -56,6 +56,33 @@ def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(table_ddl("clusters"))
 
 
+def _pool_fill(table: str, column: str) -> str:
+    """UPDATE filling an instance-pool column from raw JSON, as extractor.flatten reads it: a
+    task's own new_cluster, else its job cluster in the run, else a legacy run's cluster_spec;
+    a cluster's clusters/get answer."""
+    if table == "clusters":
+        return f"UPDATE clusters SET {column} = raw->>'$.{column}' WHERE raw IS NOT NULL"
+    return (
+        f"UPDATE tasks SET {column} = coalesce(raw->>'$.new_cluster.{column}',"
+        f" (SELECT max(jc->>'$.new_cluster.{column}') FROM runs r,"
+        " unnest(CAST(coalesce(r.raw->'$.job_clusters', '[]') AS JSON[])) AS u(jc)"
+        " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
+        " AND jc->>'$.job_cluster_key' = tasks.job_cluster_key),"
+        f" (SELECT r.raw->>'$.cluster_spec.new_cluster.{column}' FROM runs r"
+        " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
+        " AND tasks.run_id = tasks.job_run_id))"
+        " WHERE node_type_id IS NULL AND compute_kind IN ('job_cluster', 'new_cluster')"
+    )
+
+
+# Columns added after a store was written whose value its raw JSON already holds: filled when
+# the column is added (no version step: the fill only reads what is stored, and is idempotent).
+FILLS: dict[tuple[str, str], str] = {
+    (table, column): _pool_fill(table, column)
+    for table in ("tasks", "clusters")
+    for column in ("instance_pool_id", "driver_instance_pool_id")
+}
+
 # MIGRATIONS[n] moves a store from version n - 1 to version n.
 MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1, 2: _v1_to_v2}
 
@@ -102,12 +129,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int | None:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             log.info("migrating the store from schema version %d to %d", target - 1, target)
             MIGRATIONS[target](con)
-    # Safety net for additive changes: any column the current schema has and the file lacks.
+    # Safety net for additive changes: any column the current schema has and the file lacks,
+    # filled from the stored raw JSON where that tells its value.
     have = _columns(con)
     for table, columns in ALL_TABLES.items():
         for column, sql_type in columns.items():
             if table in have and column not in have[table]:
                 _add_column(con, table, column, sql_type)
+                if (table, column) in FILLS:
+                    con.execute(FILLS[(table, column)])
     create_tables(con)
     con.execute(
         "UPDATE jobruns_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]

@@ -81,6 +81,8 @@ TABLES: dict[str, dict[str, str]] = {
         "workers": "INTEGER",
         "spark_version": "VARCHAR",
         "runtime_engine": "VARCHAR",
+        "instance_pool_id": "VARCHAR",
+        "driver_instance_pool_id": "VARCHAR",
         "depends_on": "VARCHAR[]",
         "run_if": "VARCHAR",
         "task_type": "VARCHAR",
@@ -168,6 +170,53 @@ TABLES: dict[str, dict[str, str]] = {
         "fetched_at": "TIMESTAMPTZ",
         "error": "VARCHAR",
         "raw": "JSON",
+        "instance_pool_id": "VARCHAR",
+        "driver_instance_pool_id": "VARCHAR",
+    },
+    # Instance pools that clusters of job tasks drew their nodes from, as instance-pools/get
+    # told at fetched_at (re-read at most daily); `error` says why the API refused.
+    "instance_pools": {
+        "workspace_id": "VARCHAR",
+        "instance_pool_id": "VARCHAR",
+        "instance_pool_name": "VARCHAR",
+        "node_type_id": "VARCHAR",
+        "fetched_at": "TIMESTAMPTZ",
+        "error": "VARCHAR",
+        "raw": "JSON",
+    },
+    # Node types of the workspace as clusters/list-node-types told (read only when a stored
+    # cluster uses a type the rate card lacks). dbu_per_hour is inferred by
+    # extractor.analytics.rates.infer_dbu_rate for types missing from the card, rate_basis
+    # names the known type it came from; both NULL when nothing close is known.
+    "node_types": {
+        "workspace_id": "VARCHAR",
+        "node_type_id": "VARCHAR",
+        "cloud": "VARCHAR",
+        "num_cores": "DOUBLE",
+        "memory_mb": "BIGINT",
+        "category": "VARCHAR",
+        "photon_worker_capable": "BOOLEAN",
+        "photon_driver_capable": "BOOLEAN",
+        "dbu_per_hour": "DOUBLE",
+        "inferred_from": "VARCHAR",
+        "fetched_at": "TIMESTAMPTZ",
+    },
+    # Worker count of an autoscaling job cluster from `since` until its next row, read from
+    # clusters/events once the cluster's run ended.
+    "cluster_workers": {
+        "workspace_id": "VARCHAR",
+        "cluster_id": "VARCHAR",
+        "since": "TIMESTAMPTZ",
+        "workers": "INTEGER",
+    },
+    # Which autoscaling cluster instances had their events read (once each, never again).
+    "cluster_event_reads": {
+        "workspace_id": "VARCHAR",
+        "cluster_id": "VARCHAR",
+        "job_run_id": "BIGINT",
+        "events": "INTEGER",
+        "fetched_at": "TIMESTAMPTZ",
+        "error": "VARCHAR",
     },
     # The error of each failed, timed-out or internal-error task run and failed for-each
     # iteration, as runs/get-output gave it at fetched_at (`status` 'ok', 'not found' or
@@ -258,6 +307,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     "jobs": ("workspace_id", "job_id"),
     "clusters": ("workspace_id", "cluster_id"),
     "task_errors": ("workspace_id", "run_id"),
+    "instance_pools": ("workspace_id", "instance_pool_id"),
+    "node_types": ("workspace_id", "node_type_id"),
+    "cluster_workers": ("workspace_id", "cluster_id", "since"),
+    "cluster_event_reads": ("workspace_id", "cluster_id"),
     "rate_card": ("kind", "cloud", "name"),
     "billing_usage": ("workspace_id", "record_id"),
     "list_prices": (

@@ -402,6 +402,112 @@ class Store:
         insert_arrow(con, "clusters", clusters)
         return {int(r[0]) for r in rows}
 
+    def pools_to_fetch(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        used: Iterable[str],
+        stale_before: datetime,
+    ) -> list[str]:
+        """Instance pools to read with instance-pools/get: those `used` by clusters just seen
+        whose row is missing or older than `stale_before`, and any pool a stored task or
+        cluster names that has no row at all."""
+        rows = con.execute(
+            "SELECT pool FROM unnest(?::VARCHAR[]) AS u(pool) WHERE NOT EXISTS"
+            " (SELECT 1 FROM instance_pools p WHERE p.workspace_id = ?"
+            " AND p.instance_pool_id = u.pool AND p.fetched_at >= ?)"
+            " UNION SELECT pool FROM (SELECT unnest([instance_pool_id, driver_instance_pool_id])"
+            " AS pool FROM tasks WHERE workspace_id = ? AND instance_pool_id IS NOT NULL"
+            " UNION SELECT unnest([instance_pool_id, driver_instance_pool_id]) FROM clusters"
+            " WHERE workspace_id = ? AND instance_pool_id IS NOT NULL) AS n"
+            " WHERE pool IS NOT NULL AND NOT EXISTS (SELECT 1 FROM instance_pools p"
+            " WHERE p.workspace_id = ? AND p.instance_pool_id = n.pool)"
+            " ORDER BY 1",
+            [sorted(set(used)), workspace_id, stale_before, *[workspace_id] * 3],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def unknown_node_types(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> list[str]:
+        """Node types that stored tasks, clusters or pools use and that neither the rate card
+        nor the workspace's stored node facts know: what clusters/list-node-types is read for."""
+        rows = con.execute(
+            "SELECT DISTINCT n FROM (SELECT unnest([node_type_id, driver_node_type_id]) AS n"
+            " FROM tasks WHERE workspace_id = ? UNION ALL SELECT unnest([node_type_id,"
+            " driver_node_type_id]) FROM clusters WHERE workspace_id = ? UNION ALL"
+            " SELECT node_type_id FROM instance_pools WHERE workspace_id = ?) AS u"
+            " WHERE n IS NOT NULL"
+            " AND n NOT IN (SELECT name FROM rate_card WHERE kind = 'node_type')"
+            " AND n NOT IN (SELECT node_type_id FROM node_types WHERE workspace_id = ?)"
+            " ORDER BY 1",
+            [workspace_id] * 4,
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def autoscale_instances_to_read(
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str
+    ) -> list[tuple[str, int, datetime, datetime]]:
+        """Autoscaling job-cluster instances of ended runs whose events were never read:
+        (cluster_id, job_run_id, first task start, last task end)."""
+        rows = con.execute(
+            "SELECT t.cluster_id, max(t.job_run_id), min(t.start_time), max(t.end_time)"
+            " FROM tasks t JOIN runs r ON r.workspace_id = t.workspace_id"
+            " AND r.run_id = t.job_run_id"
+            " WHERE t.workspace_id = ? AND t.cluster_id IS NOT NULL"
+            " AND t.autoscale_min_workers IS NOT NULL"
+            " AND t.compute_kind IN ('job_cluster', 'new_cluster')"
+            " AND NOT r.is_active AND r.deleted_at IS NULL AND t.start_time IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM cluster_event_reads e"
+            " WHERE e.workspace_id = t.workspace_id AND e.cluster_id = t.cluster_id)"
+            " GROUP BY t.cluster_id HAVING max(t.end_time) IS NOT NULL ORDER BY 1",
+            [workspace_id],
+        ).fetchall()
+        return [(str(r[0]), int(r[1]), r[2], r[3]) for r in rows]
+
+    def replace_rows(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        workspace_id: str,
+        key: str,
+        batch: pa.Table,
+        *,
+        keys: Iterable[str] | None = None,
+    ) -> None:
+        """Replace a workspace's rows of `table` whose `key` is in the batch (or in `keys`)."""
+        ids = sorted(set(keys if keys is not None else batch.column(key).to_pylist()))
+        if not ids:
+            return
+        con.execute(
+            f"DELETE FROM {table} WHERE workspace_id = ? AND {key} IN (SELECT unnest(?))",
+            [workspace_id, ids],
+        )
+        if batch.num_rows:
+            insert_arrow(con, table, batch)
+
+    def runs_using(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workspace_id: str,
+        *,
+        pools: Iterable[str] = (),
+        node_types: Iterable[str] = (),
+    ) -> set[int]:
+        """Job runs with a task on one of these pools or node types (directly or through an
+        all-purpose cluster): the runs whose cost changes when their rows do."""
+        rows = con.execute(
+            "SELECT DISTINCT t.job_run_id FROM tasks t LEFT JOIN clusters c"
+            " ON c.workspace_id = t.workspace_id AND c.cluster_id = t.existing_cluster_id"
+            " WHERE t.workspace_id = ? AND (list_has_any([t.instance_pool_id,"
+            " t.driver_instance_pool_id, c.instance_pool_id, c.driver_instance_pool_id], ?)"
+            " OR list_has_any([t.node_type_id, t.driver_node_type_id, c.node_type_id,"
+            " c.driver_node_type_id], ?)"
+            " OR EXISTS (SELECT 1 FROM instance_pools p WHERE p.workspace_id = t.workspace_id"
+            " AND p.instance_pool_id IN (t.instance_pool_id, t.driver_instance_pool_id,"
+            " c.instance_pool_id, c.driver_instance_pool_id) AND list_has_any([p.node_type_id], ?)))",
+            [workspace_id, sorted(set(pools)), *[sorted(set(node_types))] * 2],
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
     def job_signatures(self, con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[int, str]:
         """The listing hash of every stored, not deleted job."""
         rows = con.execute(

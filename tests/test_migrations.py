@@ -3,7 +3,8 @@
 tests/fixtures/store-v0.duckdb is a store in the pre-release layout (schema version 0), made by
 `python -m tests.test_migrations` with build_v0_store(): an extract of the simulated workspace
 (seed 91, 3 jobs, 40 runs, START_MS) in the current layout, then the four columns version 1 added
-dropped and the version set to '0'.
+and the instance-pool columns of tasks (filled from the raw JSON when added) dropped, and the
+version set to '0'.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ V0_MISSING = {
     "task_iterations": "state_message",
     "extract_state": "last_repair_sweep_at",
 }
+POOL_COLUMNS = ("instance_pool_id", "driver_instance_pool_id")
 SEED, RUNS = 91, 40
 
 
@@ -44,6 +46,8 @@ def build_v0_store(path: Path) -> None:
     con = duckdb.connect(str(path))
     for table, column in V0_MISSING.items():
         con.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    for column in POOL_COLUMNS:
+        con.execute(f'ALTER TABLE tasks DROP COLUMN "{column}"')
     con.execute("UPDATE jobruns_meta SET value = '0' WHERE key = 'schema_version'")
     con.execute("CHECKPOINT")
     con.close()

@@ -165,9 +165,18 @@ def test_duckdb_reads_a_delta_export_like_the_store(tmp_path: Path) -> None:
     export(db, str(lake), "delta")
     con = duckdb.connect()
     tables = (
-        "runs", "tasks", "repair_history", "task_iterations", "jobs", "clusters", "task_errors",
+        "runs",
+        "tasks",
+        "repair_history",
+        "task_iterations",
+        "jobs",
+        "clusters",
+        "instance_pools",
+        "node_types",
+        "cluster_workers",
+        "task_errors",
         "rate_card",
-    )  # fmt: skip
+    )
     for table in tables:
         con.register(f"{table}_arrow", deltalake.DeltaTable(str(lake / table)).to_pyarrow_dataset())
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM {table}_arrow")

@@ -125,7 +125,15 @@ def load_shipped_rate_card(con: duckdb.DuckDBPyConnection) -> int:
 
 # Tables the views read that an older store may lack, or that a read-only store cannot fill.
 # clusters too: the views cost all-purpose work from it, and a lake export does not carry it.
-COST_TABLES = ("rate_card", "billing_usage", "list_prices", "clusters")
+COST_TABLES = (
+    "rate_card",
+    "billing_usage",
+    "list_prices",
+    "clusters",
+    "instance_pools",
+    "node_types",
+    "cluster_workers",
+)
 
 
 def ensure_cost_tables(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> None:

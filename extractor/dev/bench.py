@@ -466,6 +466,9 @@ class Recorder:
         self.job_bodies: dict[int, dict[str, Any]] = {}
         self.clusters: dict[str, dict[str, Any]] = {}
         self.outputs: dict[int, dict[str, Any]] = {}
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.node_types: dict[str, Any] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def workspace_id(self) -> str | None:
@@ -513,6 +516,18 @@ class Recorder:
     def get_run_output(self, run_id: int) -> dict[str, Any]:
         self.outputs[run_id] = self.client.get_run_output(run_id)
         return self.outputs[run_id]
+
+    def get_instance_pool(self, instance_pool_id: str) -> dict[str, Any]:
+        self.pools[instance_pool_id] = self.client.get_instance_pool(instance_pool_id)
+        return self.pools[instance_pool_id]
+
+    def list_node_types(self) -> dict[str, Any]:
+        self.node_types = self.client.list_node_types()
+        return self.node_types
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        self.events[cluster_id] = self.client.cluster_events(cluster_id, start_ms, end_ms)
+        return self.events[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return self.client.stats()
@@ -581,6 +596,18 @@ class Replay:
         if run_id not in self.rec.outputs:  # refused when recorded (a widened copy's id)
             raise NotFoundError(f"run {run_id}: no output recorded")
         return self.rec.outputs[run_id]
+
+    def get_instance_pool(self, instance_pool_id: str) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.pools[instance_pool_id]
+
+    def list_node_types(self) -> dict[str, Any]:
+        self.requests += 1
+        return self.rec.node_types
+
+    def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        self.requests += 1
+        return self.rec.events[cluster_id]
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests}

@@ -1,4 +1,4 @@
--- Estimated cost of each cluster instance of a run: uptime (first start to last end of its work; busy time for an all-purpose cluster) x DBU/h of driver + workers x Photon multiplier x price per DBU of its SKU.
+-- Estimated cost of each cluster instance of a run: uptime (first start to last end of its work; busy time for an all-purpose cluster) x DBU/h of driver + workers x Photon multiplier x price per DBU of its SKU. An autoscaling job cluster whose events were read counts its worker-seconds from them (workers_basis 'events'), else the (min + max) / 2 guess; rate_basis says whether the DBU rates came from the rate card or were inferred for a node type the card lacks.
 -- materialized: job_run_id
 WITH instances AS (
     SELECT
@@ -20,6 +20,47 @@ WITH instances AS (
     FROM int_work_items
     GROUP BY workspace_id, job_run_id, instance_key
 ),
+-- Worker-milliseconds over the instance's uptime, from the cluster's worker intervals.
+event_workers AS (
+    SELECT
+        i.workspace_id,
+        i.job_run_id,
+        i.instance_key,
+        sum(
+            w.workers * date_diff(
+                'millisecond',
+                greatest(w.valid_from, i.first_start),
+                least(coalesce(w.valid_to, i.last_end), i.last_end)
+            )
+        ) AS worker_ms
+    FROM instances AS i
+    INNER JOIN stg_cluster_workers AS w
+        ON i.workspace_id = w.workspace_id
+        AND i.cluster_id = w.cluster_id
+        AND w.valid_from < i.last_end
+        AND coalesce(w.valid_to, i.last_end) > i.first_start
+    WHERE i.workers_basis = 'autoscale_midpoint'
+        AND i.compute_kind IN ('job_cluster', 'new_cluster')
+        AND i.last_end > i.first_start
+    GROUP BY i.workspace_id, i.job_run_id, i.instance_key
+),
+timed AS (
+    SELECT
+        i.workspace_id, i.job_run_id, i.instance_key, i.job_id, i.compute_kind, i.cluster_id,
+        i.node_type_id, i.driver_node_type_id, i.is_photon, i.work_items, i.first_start,
+        i.last_end, i.busy_ms,
+        CASE
+            WHEN e.worker_ms IS NOT NULL
+                THEN e.worker_ms / CAST(date_diff('millisecond', i.first_start, i.last_end) AS DOUBLE)
+            ELSE i.workers_est
+        END AS workers_est,
+        CASE WHEN e.worker_ms IS NOT NULL THEN 'events' ELSE i.workers_basis END AS workers_basis
+    FROM instances AS i
+    LEFT JOIN event_workers AS e
+        ON i.workspace_id = e.workspace_id
+        AND i.job_run_id = e.job_run_id
+        AND i.instance_key = e.instance_key
+),
 priced AS (
     SELECT
         i.*,
@@ -34,8 +75,13 @@ priced AS (
             ELSE 'JOBS_COMPUTE'
         END AS sku_family,
         w.cloud,
-        w.value AS worker_dbu_per_hour,
-        d.value AS driver_dbu_per_hour,
+        w.dbu_per_hour AS worker_dbu_per_hour,
+        d.dbu_per_hour AS driver_dbu_per_hour,
+        CASE
+            WHEN w.rate_basis IS NULL OR d.rate_basis IS NULL THEN NULL
+            WHEN w.rate_basis = 'inferred' OR d.rate_basis = 'inferred' THEN 'inferred'
+            ELSE 'rate_card'
+        END AS rate_basis,
         CASE
             -- Photon burns more DBU/h per cloud and compute type; then the cloud's plain
             -- 'photon' factor, then one for any cloud (cloud NULL, e.g. a user's import).
@@ -52,9 +98,13 @@ priced AS (
             )
             ELSE 1.0
         END AS photon_multiplier
-    FROM instances AS i
-    LEFT JOIN stg_rate_card AS w ON w.kind = 'node_type' AND w.name = i.node_type_id
-    LEFT JOIN stg_rate_card AS d ON d.kind = 'node_type' AND d.name = i.driver_node_type_id
+    FROM timed AS i
+    LEFT JOIN stg_node_rates AS w
+        ON w.node_type_id = i.node_type_id
+        AND (w.workspace_id IS NULL OR w.workspace_id = i.workspace_id)
+    LEFT JOIN stg_node_rates AS d
+        ON d.node_type_id = i.driver_node_type_id
+        AND (d.workspace_id IS NULL OR d.workspace_id = i.workspace_id)
 ),
 rated AS (
     SELECT
@@ -79,6 +129,7 @@ SELECT
     driver_node_type_id,
     workers_est,
     workers_basis,
+    rate_basis,
     is_photon,
     photon_multiplier,
     work_items,

@@ -11,6 +11,7 @@ instances AS (
         i.dbus_est,
         i.cost_est,
         i.cost_null_reason,
+        i.rate_basis,
         CASE
             WHEN i.compute_kind = 'serverless' THEN s.factor * i.uptime_ms * s.price_per_dbu
             ELSE i.cost_est * coalesce(j.factor, jc.factor, c.factor, n.factor, k.factor, 1.0)
@@ -52,6 +53,9 @@ est AS (
         bool_or(is_calibrated) AS is_calibrated,
         min(cost_null_reason) FILTER (WHERE cost_calibrated IS NULL) AS calibrated_null_reason,
         min(cost_null_reason) AS est_null_reason,
+        -- 'inferred' as soon as one instance's DBU rate was inferred for an unknown node type.
+        CASE WHEN bool_or(rate_basis = 'inferred') THEN 'inferred' ELSE max(rate_basis) END
+            AS rate_basis,
         count(*) AS cluster_instances
     FROM instances
     GROUP BY workspace_id, job_run_id
@@ -75,6 +79,7 @@ SELECT
     coalesce(e.cluster_instances, 0) AS cluster_instances,
     CASE WHEN e.job_run_id IS NULL THEN 0.0 ELSE e.dbus_est END AS dbus_est,
     CASE WHEN e.job_run_id IS NULL THEN 0.0 ELSE e.cost_est END AS cost_est,
+    e.rate_basis,
     b.billed_dbus,
     b.billed_cost,
     CASE WHEN e.is_calibrated THEN e.cost_calibrated END AS cost_calibrated,

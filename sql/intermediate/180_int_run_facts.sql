@@ -39,6 +39,7 @@ SELECT
     c.billed_cost,
     c.cost,
     c.cost_source,
+    c.rate_basis,
     c.cost_null_reason
 FROM stg_runs AS r
 LEFT JOIN stg_jobs AS j ON r.workspace_id = j.workspace_id AND r.job_id = j.job_id

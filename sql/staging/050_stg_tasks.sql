@@ -38,6 +38,8 @@ SELECT
             THEN 'autoscale_midpoint'
     END AS workers_basis,
     t.runtime_engine,
+    t.instance_pool_id,
+    t.driver_instance_pool_id,
     t.task_type,
     t.max_retries,
     t.timeout_seconds,

@@ -16,6 +16,8 @@ SELECT
             THEN 'autoscale_midpoint'
     END AS workers_basis,
     c.runtime_engine,
+    c.instance_pool_id,
+    c.driver_instance_pool_id,
     c.cluster_source,
     c.state,
     c.spark_version,

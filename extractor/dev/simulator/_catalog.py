@@ -14,6 +14,29 @@ from typing import Any
 from ._model import DAY_MS, HOUR_MS, ForEachDef, JobDef, TaskDef
 
 NODE_TYPES = ["i3.xlarge", "i3.2xlarge", "m5d.large", "m5d.xlarge", "m5d.2xlarge", "r5d.xlarge"]
+# A family newer than any rate card (AWS Graviton4, 2025): clusters on it make the extractor
+# list the node types and infer a rate.
+NEW_NODE_TYPES = ["m8gd.xlarge", "m8gd.2xlarge"]
+# What clusters/list-node-types says of each node type (num_cores, memory_mb, category), and
+# the DBU/h the workspace really bills for it: for the known types the shipped rate card's
+# figures (extractor/data/node_types.csv, so "the card's rates are the true ones"), for the
+# newer family a hidden rate a little above its predecessor's (m7gd: 0.96, 1.92).
+NODE_FACTS: dict[str, tuple[int, int, str, float]] = {
+    "i3.xlarge": (4, 31232, "Storage Optimized", 1.0),
+    "i3.2xlarge": (8, 62464, "Storage Optimized", 2.0),
+    "m5d.large": (2, 8192, "General Purpose", 0.34),
+    "m5d.xlarge": (4, 16384, "General Purpose", 0.69),
+    "m5d.2xlarge": (8, 32768, "General Purpose", 1.37),
+    "r5d.xlarge": (4, 32768, "Memory Optimized", 0.9),
+    "m8gd.xlarge": (4, 16384, "General Purpose", 1.0),
+    "m8gd.2xlarge": (8, 32768, "General Purpose", 2.0),
+}
+# Instance pools job clusters may draw from: id -> (name, node type).
+INSTANCE_POOLS: dict[str, tuple[str, str]] = {
+    "0101-120000-pool1-pool-abcdefgh": ("etl-pool", "i3.xlarge"),
+    "0101-120000-pool2-pool-ijklmnop": ("graviton-pool", "m8gd.xlarge"),
+    "0101-120000-pool3-pool-qrstuvwx": ("driver-pool", "m5d.xlarge"),
+}
 SPARK_VERSIONS = ["15.4.x-scala2.12", "14.3.x-scala2.12", "16.4.x-scala2.12"]
 USERS = [
     "dana.kim@example.com",
@@ -51,7 +74,26 @@ def new_cluster(rng: random.Random, *, autoscale: bool | None = None) -> dict[st
         "availability": rng.choice(["SPOT_WITH_FALLBACK", "ON_DEMAND"]),
         "zone_id": "auto",
     }
+    _vary_nodes(spec, random.Random(hash(rng.getstate()[1])))
     return spec
+
+
+def _vary_nodes(spec: dict[str, Any], rng: random.Random) -> None:
+    """Some clusters on a node type newer than the rate card, some on instance pools.
+
+    Drawn from a generator of its own (seeded by the workspace generator's state, which it
+    leaves untouched), so the runs and their timing stay those of the workspace seed.
+    """
+    draw = rng.random()
+    if draw < 0.15:
+        spec["node_type_id"] = spec["driver_node_type_id"] = rng.choice(NEW_NODE_TYPES)
+    elif draw < 0.3:
+        # A pool fixes the node type: the spec names none (Clusters API: instance_pool_id).
+        del spec["node_type_id"], spec["driver_node_type_id"], spec["aws_attributes"]
+        pools = sorted(INSTANCE_POOLS)
+        spec["instance_pool_id"] = rng.choice(pools[:2])
+        if rng.random() < 0.5:
+            spec["driver_instance_pool_id"] = pools[2]
 
 
 def _nb(path: str, **params: str) -> dict[str, Any]:

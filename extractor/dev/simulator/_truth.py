@@ -80,6 +80,8 @@ def _compute(run: RunRec, d: TaskDef) -> dict[str, Any]:
         "workers": workers,
         "spark_version": cluster.get("spark_version"),
         "runtime_engine": cluster.get("runtime_engine"),
+        "instance_pool_id": cluster.get("instance_pool_id"),
+        "driver_instance_pool_id": cluster.get("driver_instance_pool_id"),
         "task_type": "for_each_task" if d.for_each is not None else d.type_key,
     }
 

@@ -33,15 +33,21 @@ ENDPOINTS = {
     "/api/2.2/jobs/get": "api_get_job",
     "/api/2.1/clusters/get": "api_get_cluster",
     "/api/2.2/jobs/runs/export": "api_export_run",
+    "/api/2.1/clusters/list-node-types": "api_list_node_types",
+    "/api/2.0/instance-pools/get": "api_get_instance_pool",
 }
-# Write endpoints take a JSON body; each request is kept in the request log.
+# Endpoints that take a JSON body with POST: the writes (each kept in the request log) and
+# clusters/events, a read.
 POST_ENDPOINTS = {
     "/api/2.2/jobs/runs/repair": "api_repair_run",
     "/api/2.2/jobs/runs/cancel": "api_cancel_run",
     "/api/2.2/jobs/runs/cancel-all": "api_cancel_all_runs",
+    "/api/2.1/clusters/events": "api_cluster_events",
 }
-# Endpoints that act on (or read the output of) a run need more than Can View on its job.
-MANAGE_PATHS = frozenset(POST_ENDPOINTS)
+# Endpoints that act on a run need more than Can View on its job.
+MANAGE_PATHS = frozenset(
+    {"/api/2.2/jobs/runs/repair", "/api/2.2/jobs/runs/cancel", "/api/2.2/jobs/runs/cancel-all"}
+)
 
 RUN_PATHS = frozenset({"/api/2.2/jobs/runs/get", "/api/2.2/jobs/runs/get-output"})
 

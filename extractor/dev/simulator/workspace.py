@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import _actions, _catalog
+from . import _actions, _catalog, _cost
 from ._billing import PRICE_COLUMNS, USAGE_COLUMNS, Billing, write_csv
 from ._failures import RECENT_MS, FailureBook
 from ._model import DAY_MS, HOUR_MS, RETENTION_MS, ApiError, JobDef, RunRec, TaskRun
@@ -96,6 +96,8 @@ class Workspace:
         self.planner = Planner(self.rng, self._new_id)
         self.deleted: set[int] = set()
         self.failures = FailureBook(seed, now_ms - RECENT_MS)
+        # The most clusters/events returns per page whatever the limit (tests page with less).
+        self.events_page_limit = 500
 
     # ------------------------------------------------------------------------ generation
     @classmethod
@@ -809,6 +811,120 @@ class Workspace:
         if cluster_id not in _catalog.ALL_PURPOSE_CLUSTERS:
             raise invalid(f"Cluster {cluster_id} does not exist")
         return _catalog.all_purpose_cluster(self.seed, cluster_id, self.now_ms)
+
+    def api_list_node_types(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.1/clusters/list-node-types: every node type (NodeType shape); no DBUs."""
+        return {
+            "node_types": [
+                {
+                    "node_type_id": node,
+                    "instance_type_id": node,
+                    "num_cores": float(cores),
+                    "memory_mb": memory_mb,
+                    "category": category,
+                    "description": node,
+                    "is_deprecated": False,
+                    "is_graviton": node.startswith("m8g"),
+                    "photon_worker_capable": True,
+                    "photon_driver_capable": True,
+                    "support_ebs_volumes": True,
+                    "support_cluster_tags": True,
+                    "support_port_forwarding": True,
+                }
+                for node, (cores, memory_mb, category, _) in sorted(_catalog.NODE_FACTS.items())
+            ]
+        }
+
+    def api_get_instance_pool(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/2.0/instance-pools/get (GetInstancePool shape)."""
+        pool_id = params.get("instance_pool_id") or ""
+        if not pool_id:
+            raise invalid("Missing required field: instance_pool_id")
+        if pool_id not in _catalog.INSTANCE_POOLS:
+            raise ApiError(
+                404, "RESOURCE_DOES_NOT_EXIST", f"Can't find an instance pool with id: {pool_id}."
+            )
+        name, node = _catalog.INSTANCE_POOLS[pool_id]
+        return {
+            "instance_pool_id": pool_id,
+            "instance_pool_name": name,
+            "node_type_id": node,
+            "min_idle_instances": 0,
+            "idle_instance_autotermination_minutes": 10,
+            "enable_elastic_disk": True,
+            "preloaded_spark_versions": [_catalog.SPARK_VERSIONS[0]],
+            "aws_attributes": {"availability": "ON_DEMAND", "zone_id": "auto"},
+            "state": "ACTIVE",
+            "stats": {"used_count": 0, "idle_count": 0, "pending_used_count": 0},
+        }
+
+    def _autoscale_instance(self, cluster_id: str) -> dict[str, Any] | None:
+        """The autoscaling job-cluster instance behind a cluster id, as the truth sees it."""
+        for run in self.runs.values():
+            ids = {t.cluster_id for t in run.tasks}
+            ids |= {i.cluster_id for t in run.tasks for i in t.iterations or ()}
+            if cluster_id not in ids:
+                continue
+            tables = truth_tables(
+                [run], [], self.now_ms, str(self.workspace_id), self.renderer, True
+            )
+            inst = _cost.instance_spans(tables).get((run.run_id, cluster_id))
+            if inst is None or inst["spec"].get("autoscale_min_workers") is None:
+                return None
+            return inst
+        return None
+
+    def api_cluster_events(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /api/2.1/clusters/events (GetEvents): a cluster's events in [start_time,
+        end_time] of the given types, `limit` (<= 500) per page; `next_page` is the request
+        body of the next page (databricks-sdk ClustersAPI.events follows it)."""
+        cluster_id = str(body.get("cluster_id") or "")
+        if not cluster_id:
+            raise invalid("Missing required field: cluster_id")
+        limit = int(body.get("limit") or 50)
+        if not 0 < limit <= 500:
+            raise invalid("limit must be between 1 and 500")
+        inst = self._autoscale_instance(cluster_id)
+        if inst is None and cluster_id not in _catalog.ALL_PURPOSE_CLUSTERS:
+            raise invalid(f"Cluster {cluster_id} does not exist")
+        found: list[dict[str, Any]] = []
+        if inst is not None and inst["start"] is not None and inst["end"] is not None:
+            spec = inst["spec"]
+            found = _cost.events(
+                self.seed,
+                cluster_id,
+                inst["start"],
+                inst["end"],
+                spec["autoscale_min_workers"],
+                spec["autoscale_max_workers"],
+            )
+        types = set(body.get("event_types") or ())
+        lo, hi = body.get("start_time"), body.get("end_time")
+        found = [
+            e
+            for e in found
+            if (not types or e["type"] in types)
+            and (lo is None or e["timestamp"] >= int(lo))
+            and (hi is None or e["timestamp"] <= int(hi))
+        ]
+        if body.get("order") == "DESC":
+            found.reverse()
+        offset = int(body.get("offset") or 0)
+        page_size = min(limit, self.events_page_limit)
+        out: dict[str, Any] = {
+            "events": found[offset : offset + page_size],
+            "total_count": len(found),
+        }
+        if offset + page_size < len(found):
+            out["next_page"] = {**body, "offset": offset + page_size}
+        return out
+
+    def true_costs(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Per terminal run started in [start_ms, end_ms]: job_id, the true list-price cost of
+        its classic compute (hidden trajectories, true DBU rates) and whether it had any."""
+        return _cost.true_costs(self.seed, self.ground_truth(start_ms, end_ms), self.now_ms)
 
     def api_get_job(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.2/jobs/get."""
