@@ -50,6 +50,7 @@ FAILED = (
 )
 
 
+@pytest.mark.slow
 def test_repair_dry_run_then_yes_repairs_exactly_the_plan_once_and_records_it(
     make_sim: MakeSim, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,6 +21,10 @@ from extractor.dev.simulator import SimServer, Workspace, serve
 from tests.conftest import START_MS
 from tests.test_cost import BILLING_CSV
 
+# A child Python per command with the optional packages hidden: seconds each, so these run
+# with the slow tests (CI runs them on every change).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 # databricks-sdk is a base dependency (sign-in), so it is not hidden.
 OPTIONAL = ("sqlglot", "deltalake", "matplotlib", "pyspark", "nbclient")
@@ -192,7 +196,6 @@ BASE_DEPENDENCIES = (
 )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_plain_install_exports_parquet_and_names_the_extra_for_delta(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
