@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from extractor.actions import TRANSIENT_TERMINATION_CODES, is_transient
+from extractor.actions.transient import TRANSIENT_SIGNATURES
 from extractor.analytics.signatures import sign
 from extractor.dev.simulator import Faults, _errors
 from extractor.errors import UncertainWriteError
@@ -127,10 +128,19 @@ def test_transient_only_and_a_forbidden_job_among_several(
     assert code == 0, text
     chosen = {e["body"]["run_id"] for e in _posted(sim)}
     assert chosen and chosen < failed
+    signatures: dict[int, set[str]] = {}
+    for run_id, signature, title in _sql(
+        sim, "SELECT job_run_id, signature, title FROM task_errors WHERE signature IS NOT NULL"
+    ):
+        signatures.setdefault(run_id, set()).add(signature)
+        if title.startswith("Cluster terminated: "):
+            signatures[run_id].add("reason")
     for run_id in failed:
-        # The latest attempts decide; every chosen run failed only with transient codes.
+        # The latest attempts decide; every chosen run failed for a transient cause: a transient
+        # termination code, or a captured error whose signature is a transient one.
         if run_id in chosen:
-            assert codes[run_id] & TRANSIENT_TERMINATION_CODES
+            transient_sigs = signatures.get(run_id, set()) & {*TRANSIENT_SIGNATURES, "reason"}
+            assert codes[run_id] & TRANSIENT_TERMINATION_CODES or transient_sigs
 
     rest = sorted(failed - chosen)
     jobs = dict(

@@ -74,6 +74,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         # Not UTC on purpose: the UTC day and week of a run must not depend on the session.
         .config("spark.sql.session.timeZone", "Asia/Kolkata")
         .config("spark.sql.shuffle.partitions", "2")
+        # The analyzer of the deeper views (cost calibration, failure causes) needs more heap.
+        .config("spark.driver.memory", "2g")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(warehouse))
