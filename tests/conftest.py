@@ -114,11 +114,12 @@ def make_sim(tmp_path: Path) -> Iterator[MakeSim]:
         faults: Faults | None = None,
         db: Path | None = None,
         now_ms: int = START_MS,
+        days: int = 60,
         **kwargs: Any,
     ) -> Sim:
         """A served workspace; pass now_ms=wall_clock_ms() for tests that go through the CLI,
         whose clock is the machine's."""
-        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, now_ms=now_ms)
+        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, days=days, now_ms=now_ms)
         server = serve(workspace, faults=faults, **kwargs)
         servers.append(server)
         return Sim(server, db or tmp_path / f"store-{seed}.duckdb")

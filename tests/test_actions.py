@@ -21,7 +21,8 @@ REPAIR = "/api/2.2/jobs/runs/repair"
 
 
 def _setup(make_sim: MakeSim, capsys: pytest.CaptureFixture[str], **kwargs: Any) -> Sim:
-    sim = make_sim(23, runs=300, jobs=12, now_ms=wall_clock_ms(), **kwargs)
+    # Runs start within 50 days: none ages past the 60-day retention while a test runs.
+    sim = make_sim(23, runs=300, jobs=12, now_ms=wall_clock_ms(), days=50, **kwargs)
     code, text = jobruns(capsys, "extract", *_ws(sim), "-q")
     assert code == 0, text
     sim.server.reset_stats()
