@@ -296,11 +296,19 @@ class _JobFilter:
 RuleFn = Callable[[duckdb.DuckDBPyConnection, Any, datetime, datetime, list[str]], list[Alert]]
 
 
-def _base(rule: RuleBase, name: str, row: dict[str, Any], key: str, title: str) -> Alert:
+def _alert(
+    rule: RuleBase,
+    name: str,
+    row: dict[str, Any],
+    key: tuple[Any, ...],
+    title: str,
+    details: dict[str, Any],
+) -> Alert:
+    """The alert of one row of a rule's query: its key is the rule's name and `key`."""
     return Alert(
         rule=name,
         severity=rule.severity,
-        key=key,
+        key=_key(name, *key),
         title=title,
         fired_at=row["fired_at"],
         workspace_id=row.get("workspace_id"),
@@ -308,46 +316,44 @@ def _base(rule: RuleBase, name: str, row: dict[str, Any], key: str, title: str) 
         job_name=row.get("job_name"),
         run_id=row.get("run_id"),
         run_page_url=row.get("run_page_url"),
+        details=details,
     )
 
 
 def _failure_streak(
     con: duckdb.DuckDBPyConnection, rule: FailureStreak, now: datetime, start: datetime, _: Any
 ) -> list[Alert]:
-    out = []
-    for row in _query(con, "failure_streak", n=rule.n, now=now, start=start):
-        length = int(row["streak_length"])
-        alert = _base(
+    return [
+        _alert(
             rule,
             "failure_streak",
             row,
-            _key("failure_streak", row["workspace_id"], row["job_id"], row["first_run_id"]),
-            f"{row['job_name']}: {length} failed runs in a row",
+            (row["workspace_id"], row["job_id"], row["first_run_id"]),
+            f"{row['job_name']}: {int(row['streak_length'])} failed runs in a row",
+            {"streak_length": int(row["streak_length"]), "first_run_id": row["first_run_id"]},
         )
-        alert.details = {"streak_length": length, "first_run_id": row["first_run_id"]}
-        out.append(alert)
-    return out
+        for row in _query(con, "failure_streak", n=rule.n, now=now, start=start)
+    ]
 
 
 def _failed_run(
     con: duckdb.DuckDBPyConnection, rule: FailedRun, now: datetime, start: datetime, _: Any
 ) -> list[Alert]:
-    out = []
-    for row in _query(con, "failed_run", now=now, start=start):
-        alert = _base(
+    return [
+        _alert(
             rule,
             "failed_run",
             row,
-            _key("failed_run", row["workspace_id"], row["run_id"]),
+            (row["workspace_id"], row["run_id"]),
             f"{row['job_name']}: run {row['run_id']} {(row['state'] or 'failed').lower()}",
+            {
+                "state": row["state"],
+                "termination_code": row["termination_code"],
+                "state_message": (row["state_message"] or "")[:300] or None,
+            },
         )
-        alert.details = {
-            "state": row["state"],
-            "termination_code": row["termination_code"],
-            "state_message": (row["state_message"] or "")[:300] or None,
-        }
-        out.append(alert)
-    return out
+        for row in _query(con, "failed_run", now=now, start=start)
+    ]
 
 
 def _new_failure_cause(
@@ -363,18 +369,17 @@ def _new_failure_cause(
             "(a jobruns with failure causes creates it)"
         )
         return []
-    out = []
-    for row in _query(con, "new_failure_cause", now=now, start=start):
-        alert = _base(
+    return [
+        _alert(
             rule,
             "new_failure_cause",
             row,
-            _key("new_failure_cause", row["signature"]),
+            (row["signature"],),
             f"new failure cause: {row['title']}",
+            {"signature": row["signature"], "first_seen": row["fired_at"].isoformat()},
         )
-        alert.details = {"signature": row["signature"], "first_seen": row["fired_at"].isoformat()}
-        out.append(alert)
-    return out
+        for row in _query(con, "new_failure_cause", now=now, start=start)
+    ]
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -385,7 +390,23 @@ def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _duration_regression(
     con: duckdb.DuckDBPyConnection, rule: DurationRegression, now: datetime, start: datetime, _: Any
 ) -> list[Alert]:
-    out = []
+    def alert(row: dict[str, Any]) -> Alert:
+        ratio = row["duration_ms"] / row["median_duration_ms"]
+        return _alert(
+            rule,
+            "duration_regression",
+            row,
+            (row["workspace_id"], row["run_id"]),
+            f"{row['job_name']}: run took {ratio:.1f} x its median "
+            f"({_minutes(row['duration_ms'])} vs {_minutes(row['median_duration_ms'])})",
+            {
+                "duration_ms": int(row["duration_ms"]),
+                "median_duration_ms": float(row["median_duration_ms"]),
+                "ratio": round(ratio, 3),
+                "baseline_runs": int(row["baseline_runs"]),
+            },
+        )
+
     rows = _query(
         con,
         "duration_regression",
@@ -395,60 +416,60 @@ def _duration_regression(
         lookback_ms=int(rule.lookback.total_seconds() * 1000),
         min_runs=rule.min_runs,
     )
-    for row in rows:
-        ratio = row["duration_ms"] / row["median_duration_ms"]
-        alert = _base(
-            rule,
-            "duration_regression",
-            row,
-            _key("duration_regression", row["workspace_id"], row["run_id"]),
-            f"{row['job_name']}: run took {ratio:.1f} x its median "
-            f"({_minutes(row['duration_ms'])} vs {_minutes(row['median_duration_ms'])})",
-        )
-        alert.details = {
-            "duration_ms": int(row["duration_ms"]),
-            "median_duration_ms": float(row["median_duration_ms"]),
-            "ratio": round(ratio, 3),
-            "baseline_runs": int(row["baseline_runs"]),
-        }
-        out.append(alert)
-    return out
+    return [alert(row) for row in rows]
 
 
 def _stuck_run(
     con: duckdb.DuckDBPyConnection, rule: StuckRun, now: datetime, start: datetime, _: Any
 ) -> list[Alert]:
-    # A stuck run is news while it runs, however long ago it got stuck: --since does not limit it.
-    out = []
-    for row in _query(con, "stuck_run", now=now, factor=rule.factor):
+    def alert(row: dict[str, Any]) -> Alert:
         why = (
             f"past its timeout of {_minutes(row['timeout_ms'])}"
             if row["reason"] == "past_timeout"
             else f"over {rule.factor:g} x its p95 of {_minutes(row['p95_duration_ms'])}"
         )
-        alert = _base(
+        return _alert(
             rule,
             "stuck_run",
             row,
-            _key("stuck_run", row["workspace_id"], row["run_id"]),
+            (row["workspace_id"], row["run_id"]),
             f"{row['job_name']}: run {row['run_id']} running for "
             f"{_minutes(row['running_for_ms'])}, {why}",
+            {
+                "reason": row["reason"],
+                "life_cycle_state": row["life_cycle_state"],
+                "running_for_ms": int(row["running_for_ms"]),
+                "p95_duration_ms": row["p95_duration_ms"],
+                "timeout_ms": row["timeout_ms"],
+            },
         )
-        alert.details = {
-            "reason": row["reason"],
-            "life_cycle_state": row["life_cycle_state"],
-            "running_for_ms": int(row["running_for_ms"]),
-            "p95_duration_ms": row["p95_duration_ms"],
-            "timeout_ms": row["timeout_ms"],
-        }
-        out.append(alert)
-    return out
+
+    # A stuck run is news while it runs, however long ago it got stuck: --since does not limit it.
+    return [alert(row) for row in _query(con, "stuck_run", now=now, factor=rule.factor)]
 
 
 def _cost_spike(
     con: duckdb.DuckDBPyConnection, rule: CostSpike, now: datetime, start: datetime, _: Any
 ) -> list[Alert]:
-    out = []
+    def alert(row: dict[str, Any]) -> Alert:
+        ratio = row["cost"] / row["mean_cost"] if row["mean_cost"] else None
+        return _alert(
+            rule,
+            "cost_spike",
+            row,
+            (row["workspace_id"], row["run_id"]),
+            f"{row['job_name']}: run cost {row['cost']:.2f}, "
+            f"{ratio:.1f} x the mean of its last {rule.n} ({row['mean_cost']:.2f})"
+            if ratio is not None
+            else f"{row['job_name']}: run cost {row['cost']:.2f}",
+            {
+                "cost": round(float(row["cost"]), 4),
+                "mean_cost": round(float(row["mean_cost"]), 4),
+                "ratio": None if ratio is None else round(ratio, 3),
+                "previous_runs": int(row["previous_runs"]),
+            },
+        )
+
     rows = _query(
         con,
         "cost_spike",
@@ -458,26 +479,7 @@ def _cost_spike(
         n=rule.n,
         min_cost=rule.min_cost,
     )
-    for row in rows:
-        ratio = row["cost"] / row["mean_cost"] if row["mean_cost"] else None
-        alert = _base(
-            rule,
-            "cost_spike",
-            row,
-            _key("cost_spike", row["workspace_id"], row["run_id"]),
-            f"{row['job_name']}: run cost {row['cost']:.2f}, "
-            f"{ratio:.1f} x the mean of its last {rule.n} ({row['mean_cost']:.2f})"
-            if ratio is not None
-            else f"{row['job_name']}: run cost {row['cost']:.2f}",
-        )
-        alert.details = {
-            "cost": round(float(row["cost"]), 4),
-            "mean_cost": round(float(row["mean_cost"]), 4),
-            "ratio": None if ratio is None else round(ratio, 3),
-            "previous_runs": int(row["previous_runs"]),
-        }
-        out.append(alert)
-    return out
+    return [alert(row) for row in rows]
 
 
 def _missed_schedule(
