@@ -52,6 +52,7 @@ RUNS_EXPORT: Final = "/api/2.2/jobs/runs/export"
 CLUSTERS_EVENTS: Final = "/api/2.1/clusters/events"
 NODE_TYPES_LIST: Final = "/api/2.1/clusters/list-node-types"
 INSTANCE_POOLS_GET: Final = "/api/2.0/instance-pools/get"
+SQL_STATEMENTS: Final = "/api/2.0/sql/statements"
 # Event types that change or state a cluster's worker count (databricks-sdk compute.EventType).
 WORKER_EVENT_TYPES: Final = ("RUNNING", "RESIZING", "UPSIZE_COMPLETED")
 EVENTS_PAGE_LIMIT: Final = 500
@@ -202,6 +203,14 @@ class JobsClient:
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
             follow_redirects=False,
         )
+        # Result links of the SQL Statement Execution API are presigned cloud-storage URLs:
+        # they carry their own credentials and must be fetched without ours.
+        self._storage = httpx.Client(
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
+            follow_redirects=False,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -218,6 +227,7 @@ class JobsClient:
 
     def close(self) -> None:
         self._http.close()
+        self._storage.close()
 
     def __repr__(self) -> str:
         return f"JobsClient({self.config!r})"
@@ -350,6 +360,70 @@ class JobsClient:
     def get_instance_pool(self, instance_pool_id: str) -> JsonDict:
         """One instance pool (instance-pools/get): the node type its clusters run on."""
         return self._get(INSTANCE_POOLS_GET, {"instance_pool_id": instance_pool_id})
+
+    # -- SQL Statement Execution API ------------------------------------------------------------
+
+    def execute_statement(self, body: JsonDict) -> JsonDict:
+        """Submit a SQL statement (POST sql/statements); the StatementResponse as a dict.
+
+        Retried like a read: jobruns submits only SELECTs, so a statement that ran twice after
+        a lost answer costs warehouse time but changes nothing (the orphan ends on its own)."""
+        return self._call("POST", SQL_STATEMENTS, json_body=body)
+
+    def get_statement(self, statement_id: str) -> JsonDict:
+        """The statement's status, and once SUCCEEDED its manifest and first result chunk."""
+        return self._get(f"{SQL_STATEMENTS}/{statement_id}", {})
+
+    def get_statement_chunk(self, statement_id: str, chunk_index: int) -> JsonDict:
+        """One result chunk (ResultData): external_links or data_array, by chunk index."""
+        return self._get(f"{SQL_STATEMENTS}/{statement_id}/result/chunks/{chunk_index}", {})
+
+    def cancel_statement(self, statement_id: str) -> None:
+        """Ask the warehouse to stop a statement (it may have finished already)."""
+        self._call("POST", f"{SQL_STATEMENTS}/{statement_id}/cancel", json_body={})
+
+    def download(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
+        """GET a presigned result link without the workspace's Authorization header.
+
+        Transport failures and 5xx are retried under the deadline; any other refusal (an
+        expired link is 403) raises ApiError with the storage's status. The URL holds a
+        temporary credential: only its host ever reaches a log line or a message."""
+        where = httpx.URL(url).host or "cloud storage"
+        start = self._monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            error: JobrunsError
+            try:
+                with self._slots:
+                    response = self._storage.get(url, headers=dict(headers or {}))
+            except httpx.TransportError as exc:
+                error = NetworkError(
+                    f"cannot download a result chunk from {where}: {type(exc).__name__}"
+                )
+            else:
+                with self._stats_lock:
+                    self._counts["requests"] += 1
+                    self._counts["bytes"] += len(response.content)
+                    self._endpoint_counts["result download"] += 1
+                if response.is_success:
+                    return response.content
+                error = ApiError(
+                    f"HTTP {response.status_code} from {where} for a result chunk: "
+                    f"{_short(response.text, 200) or '(empty body)'}",
+                    status=response.status_code,
+                )
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise error
+            delay = self._delay(attempt, None)
+            if self._monotonic() + delay > start + self._deadline_s:
+                raise error
+            with self._stats_lock:
+                self._counts["retries"] += 1
+            logger.warning(
+                "result download from %s failed (%s); retry in %.1f s", where, error, delay
+            )
+            self._sleep(delay)
 
     def cluster_events(self, cluster_id: str, start_ms: int, end_ms: int) -> list[JsonDict]:
         """A cluster's worker-count events between two times, oldest first, every page.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from extractor.analytics.materialize import has_materialized, refresh_materialized
@@ -302,6 +303,20 @@ def _import(
         )
     if check is not None:
         check(con, source, path)
+    count = _load(con, source, types, table, expressions, str(path))
+    _refresh_costs(con)
+    return count
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    types: Mapping[str, str],
+    table: str,
+    expressions: Callable[[Mapping[str, str]], dict[str, str]],
+    origin: str,
+) -> int:
+    """Replace the rows of `table` that `source` has (same key) by its rows; returns its count."""
     exprs = expressions(types)
     select = ", ".join(f'{expr} AS "{name}"' for name, expr in exprs.items())
     same_key = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in KEYS[table])
@@ -319,9 +334,29 @@ def _import(
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
-        raise UsageError(f"{path}: cannot import into {table}: {exc}") from exc
-    _refresh_costs(con)
+        raise UsageError(f"{origin}: cannot import into {table}: {exc}") from exc
     return count
+
+
+def load_system_tables(
+    con: duckdb.DuckDBPyConnection, usage: pa.Table, prices: pa.Table, *, origin: str
+) -> tuple[int, int]:
+    """Load rows read from system.billing.usage and list_prices (struct and map columns as
+    JSON text) as the imports of their exports do; returns the rows of each now stored."""
+    counts = []
+    for table, data, expressions in (
+        ("billing_usage", usage, _billing_expressions),
+        ("list_prices", prices, _list_price_expressions),
+    ):
+        view = f"_jobruns_sync_{table}"
+        con.register(view, data)
+        try:
+            types = _source_columns(con, view)
+            counts.append(_load(con, view, types, table, expressions, origin))
+        finally:
+            con.unregister(view)
+    _refresh_costs(con)
+    return counts[0], counts[1]
 
 
 def _check_quantities(con: duckdb.DuckDBPyConnection, source: str, path: Path) -> None:
@@ -386,6 +421,7 @@ __all__ = [
     "import_list_prices",
     "import_rates",
     "load_shipped_rate_card",
+    "load_system_tables",
     "parse_rates",
     "shipped_rate_card_text",
 ]

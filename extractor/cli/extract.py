@@ -75,6 +75,12 @@ from extractor.errors import JobrunsError, UsageError
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--alerts", "with_alerts", is_flag=True, help="Then run `jobruns alerts`.")
+@click.option(
+    "--billing-sync",
+    "billing_warehouse",
+    metavar="WAREHOUSE_ID",
+    help="Then run `jobruns billing sync` through this SQL warehouse of the (first) workspace.",
+)
 @alert_options("--alert-since")
 def extract(
     host: str | None,
@@ -101,6 +107,7 @@ def extract(
     webhook_format: str | None,
     alert_since: str | None,
     max_per_call: int | None,
+    billing_warehouse: str | None,
 ) -> None:
     """Extract new and changed job runs into the store.
 
@@ -112,6 +119,9 @@ def extract(
     With --alerts, `jobruns alerts` runs after it with the same --rules, --webhook,
     --webhook-format and --max-per-call (--alert-since for its --since), when at least one
     workspace was extracted.
+
+    With --billing-sync WAREHOUSE_ID, `jobruns billing sync` runs after a successful extract,
+    through that warehouse of the workspace extracted (of the first, with several profiles).
     """
     from extractor.config import list_profiles, parse_since, resolve_workspace
 
@@ -177,6 +187,10 @@ def extract(
             alert_error = exc
     if alert_error is not None:
         stderr.print(f"[red]error:[/] {escape(str(alert_error))}", soft_wrap=True)
+    if billing_warehouse and not failed:
+        from extractor.cli.prices import run_billing_sync
+
+        run_billing_sync(workspaces[0][1], db, billing_warehouse, quiet=quiet)
     if len(outcomes) == 1 and failed:
         raise failed[0].error
     if failed:

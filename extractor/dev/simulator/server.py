@@ -1,6 +1,7 @@
 """HTTP front of the simulated workspace: auth (PAT, OAuth M2M), faults, admin endpoints.
 
-Serves the Workspace's Jobs 2.2 API (reads, and the repair and cancel writes, each logged) on 127.0.0.1 with the real service's status codes,
+Serves the Workspace's Jobs 2.2 API (reads, and the repair and cancel writes, each logged) and a SQL
+warehouse's Statement Execution API for billing queries on 127.0.0.1 with the real service's status codes,
 error bodies and headers. Holds one lock around the workspace; never listens beyond localhost.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ._model import ApiError
+from ._statements import STATEMENTS_PATH, STORAGE_PATH, Warehouse
 from .workspace import Workspace
 
 HTML_502 = (
@@ -52,9 +54,20 @@ MANAGE_PATHS = frozenset(
 RUN_PATHS = frozenset({"/api/2.2/jobs/runs/get", "/api/2.2/jobs/runs/get-output"})
 
 
+def is_statement_path(path: str) -> bool:
+    """The SQL Statement Execution API: POST statements, GET statements/{id}, GET
+    statements/{id}/result/chunks/{n}, POST statements/{id}/cancel."""
+    return path == STATEMENTS_PATH or path.startswith(STATEMENTS_PATH + "/")
+
+
 @dataclass(frozen=True)
 class Faults:
-    """Injected trouble on /api/ requests. Rates are probabilities per request (seeded)."""
+    """Injected trouble on /api/ requests. Rates are probabilities per request (seeded).
+
+    The SQL warehouse's: `warehouse_start_polls` > 0 stops it (the next statement stays
+    PENDING for that many polls while it starts); `billing_no_grant` = 1 fails billing queries
+    as for a principal without the system.billing grants, `billing_no_uc` = 1 as for a
+    workspace without Unity Catalog."""
 
     latency_ms: int = 0
     jitter_ms: int = 0
@@ -65,6 +78,9 @@ class Faults:
     html_502_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
+    warehouse_start_polls: int = 0
+    billing_no_grant: int = 0
+    billing_no_uc: int = 0
 
 
 class _Bucket:
@@ -123,6 +139,12 @@ class SimServer:
         self._faults = Faults()
         self._fault_rng = random.Random(0)
         self._bucket: _Bucket | None = None
+        self.warehouse = Warehouse(
+            f"{random.Random(seed * 31 + 4).getrandbits(64):016x}",
+            lambda: self.url,
+            self._billing_rows,
+            seed=seed,
+        )
         self.set_faults(faults or Faults())
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -152,7 +174,18 @@ class SimServer:
             if f.rate_limit_rps:
                 burst = f.rate_limit_burst or max(1, math.ceil(f.rate_limit_rps))
                 self._bucket = _Bucket(f.rate_limit_rps, burst)
+            self.warehouse.configure(
+                start_polls=f.warehouse_start_polls,
+                no_grant=bool(f.billing_no_grant),
+                no_uc=bool(f.billing_no_uc),
+            )
             return f
+
+    def _billing_rows(self, table: str) -> list[dict[str, str]]:
+        with self.lock:
+            if table == "usage":
+                return self.workspace.billing_rows()
+            return self.workspace.list_price_rows()
 
     def advance(self, seconds: float) -> int:
         with self.lock:
@@ -303,6 +336,8 @@ class SimServer:
         }
 
     def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        if is_statement_path(path):
+            return self.warehouse.call(path, params)
         method = getattr(self.workspace, ENDPOINTS.get(path) or POST_ENDPOINTS[path])
         with self.lock:
             if path in MANAGE_PATHS:
@@ -402,7 +437,10 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
             content_type: str = "application/json",
             headers: dict[str, str] | None = None,
         ) -> None:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            if isinstance(body, bytes):
+                data = body
+            else:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
@@ -477,8 +515,17 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 sim.count(path, status)
                 self._send(status, out)
                 return
-            if (method == "GET" and path not in ENDPOINTS) or (
-                method == "POST" and path not in POST_ENDPOINTS
+            if path.startswith(STORAGE_PATH) and method == "GET":
+                # Cloud storage behind a presigned link: no workspace auth, no API faults.
+                status, data, kind = sim.warehouse.download(
+                    path[len(STORAGE_PATH) :], params, self.headers.get("Authorization")
+                )
+                sim.count(STORAGE_PATH, status)
+                self._send(status, data, content_type=kind)
+                return
+            if not is_statement_path(path) and (
+                (method == "GET" and path not in ENDPOINTS)
+                or (method == "POST" and path not in POST_ENDPOINTS)
             ):
                 sim.count(path, 404)
                 self._send(
