@@ -191,11 +191,13 @@ class Warehouse:
         self.no_uc = False
 
     def configure(self, *, start_polls: int, no_grant: bool, no_uc: bool) -> None:
-        """A positive `start_polls` stops the warehouse: the next statement waits that many
-        polls in PENDING while it starts, then it stays running."""
+        """A new positive `start_polls` stops the warehouse: the next statement waits that
+        many polls in PENDING while it starts, then it stays running (other changes of the
+        faults leave it as it is)."""
         with self._lock:
+            if start_polls != self.start_polls:
+                self.running = start_polls <= 0
             self.start_polls = start_polls
-            self.running = start_polls <= 0
             self.no_grant, self.no_uc = no_grant, no_uc
 
     # ------------------------------------------------------------------ API
