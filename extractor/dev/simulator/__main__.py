@@ -31,6 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--html-502-rate", type=float, default=0.0)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument(
+        "--warehouse-start-polls",
+        type=int,
+        default=0,
+        help="the SQL warehouse is stopped: a statement stays PENDING this many polls",
+    )
+    p.add_argument("--billing-no-grant", action="store_true", help="billing queries fail: no grant")
+    p.add_argument(
+        "--billing-no-uc", action="store_true", help="billing queries fail: no Unity Catalog"
+    )
+    p.add_argument(
         "--tick",
         type=float,
         default=0.0,
@@ -61,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         html_502_rate=a.html_502_rate,
         drop_rate=a.drop_rate,
         seed=a.seed,
+        warehouse_start_polls=a.warehouse_start_polls,
+        billing_no_grant=int(a.billing_no_grant),
+        billing_no_uc=int(a.billing_no_uc),
     )
     server = serve(
         ws, faults=faults, token=a.token, port=a.port, forbidden_jobs=set(a.forbidden_job)
@@ -69,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"token={server.token}")
     print(f"client_id={server.client_id}")
     print(f"client_secret={server.client_secret}")
+    print(f"warehouse_id={server.warehouse.warehouse_id}")
     print(f"workspace_id={ws.workspace_id} runs={len(ws.runs)} now_ms={ws.now_ms}", flush=True)
     try:
         while True:
