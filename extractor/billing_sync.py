@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -106,7 +107,7 @@ def sync_start(
 
 def sync_billing(
     client: JobsClient,
-    con: duckdb.DuckDBPyConnection,
+    store: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
     warehouse_id: str,
     *,
     since: date | None = None,
@@ -116,10 +117,15 @@ def sync_billing(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> SyncResult:
-    """Read new billing of the store's workspaces through `warehouse_id` and store it."""
+    """Read new billing of the store's workspaces through `warehouse_id` and store it.
+
+    `store()` opens the store for a moment, twice: to plan the queries and to load their
+    results. It is not held while the warehouse starts and answers (minutes, maybe), so an
+    extract is not kept waiting for its writer lock meanwhile."""
     started = monotonic()
-    workspaces = store_workspaces(con)
-    start = since or sync_start(con, workspaces, now().date(), overlap=overlap)
+    with store() as con:
+        workspaces = store_workspaces(con)
+        start = since or sync_start(con, workspaces, now().date(), overlap=overlap)
     usage, prices = (
         query_arrow(
             client, warehouse_id, sql, what=what, wait_s=wait_s, sleep=sleep, monotonic=monotonic
@@ -129,11 +135,12 @@ def sync_billing(
             (prices_query(), "system.billing.list_prices"),
         )
     )
-    before = int(con.execute("SELECT count(*) FROM billing_usage").fetchall()[0][0])
-    read, priced = load_system_tables(
-        con, usage, prices, origin=f"warehouse {warehouse_id} on {client.host}"
-    )
-    after = int(con.execute("SELECT count(*) FROM billing_usage").fetchall()[0][0])
+    with store() as con:
+        before = int(con.execute("SELECT count(*) FROM billing_usage").fetchall()[0][0])
+        read, priced = load_system_tables(
+            con, usage, prices, origin=f"warehouse {warehouse_id} on {client.host}"
+        )
+        after = int(con.execute("SELECT count(*) FROM billing_usage").fetchall()[0][0])
     return SyncResult(
         workspaces=workspaces,
         since=start,

@@ -31,6 +31,8 @@ SUBMIT_WAIT: Final = "30s"
 POLL_FIRST_S: Final = 0.1
 POLL_MAX_S: Final = 5.0
 ACTIVE_STATES: Final = ("PENDING", "RUNNING")
+# A warehouse still starting after this long is worth a line on stderr.
+START_NOTICE_S: Final = 10.0
 
 # What a principal needs to read the billing system tables (Unity Catalog privileges; an
 # account admin who is also a metastore admin grants them). USE SCHEMA must be granted on the
@@ -101,6 +103,7 @@ def query_arrow(
     statement_id = str(response.get("statement_id") or "")
     interval = POLL_FIRST_S
     announced = ""
+    told = False
     while _state(response) in ACTIVE_STATES:
         state = _state(response)
         waited = monotonic() - started
@@ -113,6 +116,13 @@ def query_arrow(
                 " (the warehouse is starting)" if state == "PENDING" else "",
             )
             announced = state
+        if state == "PENDING" and waited >= START_NOTICE_S and not told:
+            logger.warning(
+                "SQL warehouse %s is starting; waiting for it (at most %s)",
+                warehouse_id,
+                _seconds(wait_s),
+            )
+            told = True
         if waited + interval > wait_s:
             _cancel(client, statement_id)
             doing = (

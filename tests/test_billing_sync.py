@@ -323,8 +323,14 @@ def test_sync_loads_the_same_rows_as_an_import_of_the_export(
     ws.write_billing_csv(str(export))
     synced = _store_with_workspace(tmp_path, str(ws.workspace_id))
     config = resolve_workspace(host=small_server.url, token=small_server.token, env={})
-    with Store(synced).connect() as con, JobsClient(config) as client:
-        sync_billing(client, con, small_server.warehouse.warehouse_id, since=date(2000, 1, 1))
+    with JobsClient(config) as client:
+        sync_billing(
+            client,
+            Store(synced).connect,
+            small_server.warehouse.warehouse_id,
+            since=date(2000, 1, 1),
+        )
+    with Store(synced).connect() as con:
         via_sync = con.execute("SELECT * FROM billing_usage ORDER BY record_id").fetchall()
     imp_db = tmp_path / "imported.duckdb"
     Store(imp_db).initialize()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from extractor.cli._common import (
     auth_type_option,
     cli,
     db_option,
+    db_path,
     duration,
     now,
     writable_store,
@@ -131,14 +134,16 @@ def run_billing_sync(
     overlap_td = duration(overlap, "--overlap")
     wait_td = duration(wait, "--wait")
     assert overlap_td is not None and wait_td is not None
-    with (
-        writable_store(db) as store,
-        store.connect() as con,
-        JobsClient(config) as client,
-    ):
+
+    @contextlib.contextmanager
+    def store() -> Iterator[Any]:
+        with writable_store(db) as opened, opened.connect() as con:
+            yield con
+
+    with JobsClient(config) as client:
         result = sync_billing(
             client,
-            con,
+            store,
             warehouse_id,
             since=start,
             overlap=overlap_td,
@@ -150,5 +155,5 @@ def run_billing_sync(
         f"billing sync: {result.usage_read} usage rows since {result.since.isoformat()} "
         f"({result.usage_new} new) for {len(result.workspaces)} workspace"
         f"{'' if len(result.workspaces) == 1 else 's'}, {result.prices_read} price rows, "
-        f"through warehouse {warehouse_id} in {result.seconds:.0f} s into {store.path}"
+        f"through warehouse {warehouse_id} in {result.seconds:.0f} s into {db_path(db)}"
     )
