@@ -5,8 +5,10 @@ without Unity Catalog give."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from extractor.client import JobsClient
 from extractor.config import resolve_workspace
 from extractor.dev.simulator import SimServer, Workspace, serve
-from extractor.errors import ApiError
+from extractor.errors import ApiError, PermissionDeniedError
 from extractor.statements import query_arrow
 from extractor.store import Store
 from tests.conftest import MakeSim, jobruns, wall_clock_ms
@@ -338,3 +340,55 @@ def test_sync_loads_the_same_rows_as_an_import_of_the_export(
         import_billing(con, export)
         via_import = con.execute("SELECT * FROM billing_usage ORDER BY record_id").fetchall()
     assert via_sync == via_import
+
+
+def test_a_principal_without_can_use_on_the_warehouse_is_told_so() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            403,
+            json={
+                "error_code": "PERMISSION_DENIED",
+                "message": "sp@example.com is not authorized to use this SQL Endpoint.",
+            },
+        )
+
+    config = resolve_workspace(
+        host="https://dbc-1.cloud.databricks.com", token="dapi" + "x" * 32, env={}
+    )
+    with (
+        JobsClient(config, transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(PermissionDeniedError) as caught,
+    ):
+        query_arrow(client, "abc", "SELECT 1")
+    assert "may not use SQL warehouse abc" in str(caught.value)
+    assert "CAN USE permission on the warehouse" in str(caught.value)
+
+
+def test_the_store_is_not_locked_while_the_warehouse_starts(
+    small_server: SimServer, tmp_path: Path
+) -> None:
+    """An extract from cron must not find the store locked for the minutes a warehouse takes."""
+    from extractor.billing_sync import sync_billing
+    from extractor.cli._common import writable_store
+    from extractor.lock import ExtractLock
+
+    db = _store_with_workspace(tmp_path, str(small_server.workspace.workspace_id))
+    small_server.set_faults(warehouse_start_polls=3)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        with ExtractLock(db):  # raises LockedError if the sync held it
+            waits.append(seconds)
+
+    @contextlib.contextmanager
+    def store() -> Iterator[Any]:
+        with writable_store(str(db)) as opened, opened.connect() as con:
+            yield con
+
+    config = resolve_workspace(host=small_server.url, token=small_server.token, env={})
+    with JobsClient(config) as client:
+        result = sync_billing(
+            client, store, small_server.warehouse.warehouse_id, sleep=sleep, since=date(2000, 1, 1)
+        )
+    assert len(waits) >= 3
+    assert result.usage_new == len(small_server.workspace.billing_rows())
