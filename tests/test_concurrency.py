@@ -131,6 +131,7 @@ def _stop_with(tmp_path: Path, signum: int, seed: int) -> None:
         assert_store_matches(live.sim)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_within_two_seconds_and_keeps_what_was_committed(tmp_path: Path) -> None:
     _stop_with(tmp_path, signal.SIGTERM, 31)
 

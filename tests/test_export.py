@@ -114,7 +114,7 @@ def test_parquet_export_equals_the_store_and_a_second_export_touches_no_file(
     assert _parquet_files(root) == files
 
 
-@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.parametrize("fmt", [pytest.param("delta", marks=pytest.mark.slow), "parquet"])
 def test_repaired_deleted_and_new_runs_are_merged_without_duplicates(
     make_sim, tmp_path: Path, fmt: str
 ) -> None:  # type: ignore[no-untyped-def]

@@ -103,7 +103,7 @@ def test_repair_weeks_later_is_found_by_the_rescan(make_sim: MakeSim) -> None:
 
 
 def test_deleted_run_gets_deleted_at_and_old_runs_are_kept(make_sim: MakeSim) -> None:
-    sim = make_sim(seed=15, runs=600)
+    sim = make_sim(seed=15, runs=300)
     sim.extract()
     victim = sim.workspace.run_ids(
         sim.workspace.now_ms - 10 * DAY_MS, sim.workspace.now_ms - 5 * DAY_MS

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from extractor.cli import cli
 from tests.conftest import Sim, assert_store_matches, wall_clock_ms
 
+FAST = ("--max-rps", "1000")
+
 
 def write_profiles(path: Path, sims: dict[str, Sim], bad: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     lines = []
@@ -32,7 +34,9 @@ def test_all_profiles_extract_each_workspace_into_one_store(
     config = tmp_path / "databrickscfg"
     write_profiles(config, sims)
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
-    result = CliRunner().invoke(cli, ["extract", "--all-profiles", "--db", str(db), "--quiet"])
+    result = CliRunner().invoke(
+        cli, ["extract", "--all-profiles", "--db", str(db), "--quiet", *FAST]
+    )
     assert result.exit_code == 0, result.output
     totals = {"runs": 0, "tasks": 0, "repair_history": 0, "task_iterations": 0}
     ids = set()
@@ -71,7 +75,7 @@ def test_one_failing_workspace_does_not_stop_the_others(
     write_profiles(config, sims, bad={"broken"})
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
     result = CliRunner().invoke(
-        cli, ["extract", "--profile", "good", "--profile", "broken", "--db", str(db)]
+        cli, ["extract", "--profile", "good", "--profile", "broken", "--db", str(db), *FAST]
     )
     assert result.exit_code == 1
     message = str(result.exception)

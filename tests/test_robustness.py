@@ -54,6 +54,7 @@ def _assert_watermark_not_ahead(live: LiveSim) -> None:
         assert_store_matches(live.sim, None, int(row[0]))
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_moment_then_run_again_converges(tmp_path: Path) -> None:
     _kill_at(tmp_path, 41, [0.7, 1.4])
 

@@ -157,6 +157,7 @@ def test_spark_views_over_a_parquet_export_give_duckdbs_answers(spark: Any, tmp_
         con.close()
 
 
+@pytest.mark.slow
 def test_duckdb_reads_a_delta_export_like_the_store(tmp_path: Path) -> None:
     """Delta cannot be read by an offline Spark (its jars): read it back with delta-rs and DuckDB."""
     deltalake = pytest.importorskip("deltalake")

@@ -26,6 +26,8 @@ def extracted(make_sim: MakeSim) -> Sim:
             "--db",
             str(sim.db),
             "-q",
+            "--max-rps",
+            "1000",
         ],
     )
     assert result.exit_code == 0, result.output

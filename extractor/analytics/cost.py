@@ -96,20 +96,33 @@ def parse_rates(text: str, origin: str) -> list[Rate]:
 
 
 def _upsert_rates(con: duckdb.DuckDBPyConnection, rates: Iterable[Rate]) -> int:
-    rows = [[getattr(rate, c) for c in TABLES["rate_card"]] for rate in rates]
-    key_match = " AND ".join(f'"{k}" IS NOT DISTINCT FROM ?' for k in KEYS["rate_card"])
+    """Replace the rate card rows with the keys of `rates` by `rates`, in one transaction."""
+    columns = list(TABLES["rate_card"])
+    rows = [{c: getattr(rate, c) for c in columns} for rate in rates]
+    batch = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                (c, pa.float64() if c == "value" else pa.date32() if c == "as_of" else pa.string())
+                for c in columns
+            ]
+        ),
+    )
+    key_match = " AND ".join(f'r."{k}" IS NOT DISTINCT FROM b."{k}"' for k in KEYS["rate_card"])
+    names = ", ".join(f'"{c}"' for c in columns)
     con.execute("BEGIN TRANSACTION")
     try:
-        for row in rows:
-            key = [row[list(TABLES["rate_card"]).index(k)] for k in KEYS["rate_card"]]
-            con.execute(f"DELETE FROM rate_card WHERE {key_match}", key)
-        if rows:
-            marks = ", ".join("?" for _ in TABLES["rate_card"])
-            con.executemany(f"INSERT INTO rate_card VALUES ({marks})", rows)
+        con.register("rate_batch", batch)
+        con.execute(
+            f"DELETE FROM rate_card r WHERE EXISTS (SELECT 1 FROM rate_batch b WHERE {key_match})"
+        )
+        con.execute(f"INSERT INTO rate_card ({names}) SELECT {names} FROM rate_batch")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.unregister("rate_batch")
     return len(rows)
 
 
