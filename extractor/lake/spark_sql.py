@@ -59,6 +59,10 @@ class SparkView:
     name: str
     description: str
     sql: str
+    # Kept as a table (`-- materialized:` in sql/): Spark inlines a view wherever it is named,
+    # and the cost views name their intermediates several times each, so a chain of them as
+    # views makes the analyzer's plan grow past any heap. As tables each is computed once.
+    materialized: bool = False
 
 
 def _qualify(tree: exp.Expr, names: set[str], prefix: list[str]) -> None:
@@ -100,7 +104,22 @@ def _transpile(view: ViewFile, dialect: Dialect, names: set[str], prefix: list[s
         tree = tree.transform(rewrite)
     _qualify(tree, names, prefix)
     sql = tree.sql(dialect=dialect, pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
-    return SparkView(name=view.name, description=view.description, sql=sql)
+    return SparkView(
+        name=view.name,
+        description=view.description,
+        sql=sql,
+        materialized=view.materialized_by is not None,
+    )
+
+
+def _create_view(view: SparkView, name: str, dialect: Dialect) -> list[str]:
+    """The statements that create one view, or the table a materialized view is kept in."""
+    if not view.materialized:
+        return [f"CREATE OR REPLACE VIEW {name} AS\n{view.sql}"]
+    if dialect == "databricks":
+        return [f"CREATE OR REPLACE TABLE {name} AS\n{view.sql}"]
+    # Spark's session catalog cannot REPLACE a table AS SELECT (only v2 catalogs can).
+    return [f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} USING PARQUET AS\n{view.sql}"]
 
 
 def spark_type(duckdb_type: str) -> str:
@@ -159,9 +178,17 @@ def generate_sql(
                 f"{statement};" for statement in spark_table_ddl(table, location, fmt, parts)
             )
         out.append("")
+    if any(view.materialized for view in views):
+        out.append(
+            "-- Intermediate results the views read are tables, computed when this script runs:"
+        )
+        out.append("-- run it again after each export to bring them up to date.")
+        out.append("")
     for view in views:
         out.append(f"-- {view.description}")
-        out.append(f"CREATE OR REPLACE VIEW {_qualified(view.name, parts)} AS\n{view.sql};\n")
+        statements = _create_view(view, _qualified(view.name, parts), dialect)
+        out.extend(f"{statement};" for statement in statements)
+        out.append("")
     return "\n".join(out)
 
 
