@@ -8,8 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from extractor.cli import cli
-from extractor.dev.bench import SECTIONS, bench_config
+from extractor.dev.bench import SECTIONS, api_requests, bench_config
+from extractor.dev.simulator import Faults
 from extractor.errors import UsageError
+from tests.conftest import MakeSim
 
 SECTION_LABELS = (
     "1 cold extract",
@@ -41,3 +43,27 @@ def test_section_names_are_checked_and_only_views_keeps_its_size() -> None:
     assert bench_config(tiny=True).sections == SECTIONS
     with pytest.raises(UsageError, match="unknown section"):
         bench_config(skip="network")
+
+
+def test_request_counts_take_every_endpoint_an_extract_reads_and_only_its_2xx(
+    make_sim: MakeSim,
+) -> None:
+    # Autoscaling clusters, pools, all-purpose clusters, failed tasks and a node type the card
+    # lacks: each endpoint the cold-extract rate bound must count.
+    sim = make_sim(seed=11, runs=200, jobs=12, faults=Faults(error_5xx_rate=0.05, seed=3))
+    sim.extract()
+    req = api_requests(sim.server)
+    assert set(req.by_endpoint) >= {
+        "jobs/list",
+        "jobs/runs/list",
+        "jobs/runs/get-output",
+        "clusters/get",
+        "clusters/events",
+        "clusters/list-node-types",
+        "instance-pools/get",
+    }
+    stats = sim.server.stats()
+    # Retried 5xx answers are requests but not in the bound; the host's config is not the API.
+    outside = sum(n for path, n in stats["requests"].items() if not path.startswith("/api/"))
+    assert req.ok == stats["statuses"]["200"] - outside < req.total
+    assert "clusters/events" in req.note()

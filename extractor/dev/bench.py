@@ -45,12 +45,8 @@ from extractor.store import Store
 SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views")
 # `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
 ALIASES = {"extract": "cold"}
-API_PATHS = (
-    "/api/2.2/jobs/runs/list",
-    "/api/2.2/jobs/runs/get",
-    "/api/2.2/jobs/list",
-    "/api/2.2/jobs/get",
-)
+# Every API path counts towards the rate limit: the Jobs API, clusters, instance pools.
+API_PREFIX = "/api/"
 # The simulated clock: 2026-11-02 12:00 UTC, as in the tests, so every run is reproducible.
 START_MS = 1_793_620_800_000
 DAY_MS = 86_400_000
@@ -211,7 +207,7 @@ class SimRun:
 
     def extract(
         self, options: ExtractOptions | None = None, *, max_rps: float | None = None
-    ) -> tuple[ExtractResult, float, dict[str, int]]:
+    ) -> tuple[ExtractResult, float, Requests]:
         """One extraction: its result, wall seconds and API requests by status/endpoint."""
         self.server.reset_stats()
         opts = options or ExtractOptions(concurrency=self.cfg.concurrency)
@@ -229,18 +225,38 @@ class SimRun:
         self.server.stop()
 
 
-def api_requests(server: SimServer) -> dict[str, int]:
-    """Requests to the four Jobs endpoints (any status), plus `ok` and `throttled` totals."""
+@dataclass(frozen=True)
+class Requests:
+    """API requests of one extraction: 2xx answers by endpoint, all requests, 429s."""
+
+    by_endpoint: dict[str, int]
+    total: int
+    throttled: int
+
+    @property
+    def ok(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def get(self, endpoint: str) -> int:
+        return self.by_endpoint.get(endpoint, 0)
+
+    def note(self) -> str:
+        """`jobs/runs/list 12, jobs/runs/get 3, ...; 429s 4`, the busiest endpoint first."""
+        parts = [f"{k} {n}" for k, n in sorted(self.by_endpoint.items(), key=lambda kv: -kv[1])]
+        return ", ".join(parts) + (f"; 429s {self.throttled}" if self.throttled else "")
+
+
+def api_requests(server: SimServer) -> Requests:
+    """Every API request the server answered: 2xx by endpoint (`jobs/runs/list`,
+    `clusters/events`, ...), all of them whatever their status, and the 429s among them."""
     stats = server.stats()
-    counts = {p.rsplit("/api/2.2/jobs/", 1)[1]: int(stats["requests"].get(p, 0)) for p in API_PATHS}
-    total = sum(counts.values())
-    throttled = int(stats["statuses"].get("429", 0))
-    return {**counts, "total": total, "throttled": throttled, "ok": total - throttled}
-
-
-def _by_endpoint(req: dict[str, int]) -> str:
-    parts = [f"{k} {req[k]}" for k in ("runs/list", "runs/get", "list", "get") if req.get(k)]
-    return ", ".join(parts) + (f"; 429s {req['throttled']}" if req.get("throttled") else "")
+    ok = {
+        path.split("/", 3)[3]: int(n)
+        for path, n in stats["ok"].items()
+        if path.startswith(API_PREFIX) and n
+    }
+    total = sum(int(n) for p, n in stats["requests"].items() if p.startswith(API_PREFIX))
+    return Requests(ok, total, int(stats["statuses"].get("429", 0)))
 
 
 @contextlib.contextmanager
@@ -288,23 +304,23 @@ def bench_cold(cfg: BenchConfig, report: Report, sim: SimRun) -> float:
     """The first extract of the whole retention; returns its wall time (for the SDK ratio)."""
     with _step(f"cold extract of {cfg.runs} runs"):
         result, wall, req = sim.extract()
-    bound = req["ok"] / cfg.rps
+    bound = req.ok / cfg.rps
     report.add(
         Row(
             "1 cold extract",
-            f"{result.runs_seen} runs, {req['total']} requests",
+            f"{result.runs_seen} runs, {req.total} requests",
             f"{wall:.1f} s",
-            f"<= 1.25x rate bound ({bound:.1f} s = {req['ok']} req / {cfg.rps:g} rps)",
+            f"<= 1.25x rate bound ({bound:.1f} s = {req.ok} req / {cfg.rps:g} rps)",
             wall / bound if bound else None,
             wall <= 1.25 * bound if bound else None,
-            _by_endpoint(req),
+            req.note(),
         )
     )
     report.add(
         Row(
             "1 cold extract",
             "throughput",
-            f"{req['total'] / wall:.1f} req/s, {result.runs_seen / wall:.0f} runs/s",
+            f"{req.total / wall:.1f} req/s, {result.runs_seen / wall:.0f} runs/s",
             note=f"{result.pages} pages; rate bound = 2xx requests / server limit",
         )
     )
@@ -321,8 +337,7 @@ def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
             wall,
             2.0,
             "s",
-            f"{req['total']} requests ({_by_endpoint(req)}); {result.runs_refreshed} active runs"
-            " refreshed",
+            f"{req.total} requests ({req.note()}); {result.runs_refreshed} active runs refreshed",
         )
     )
     before = sim.workspace.now_ms
@@ -338,7 +353,7 @@ def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
     )
     with _step(f"incremental extract, {appeared} new runs"):
         result, wall, req = sim.extract(opts)
-    bound = req["ok"] / cfg.rps
+    bound = req.ok / cfg.rps
     limit = max(2.0, 1.25 * bound)
     report.add(
         _ratio_row(
@@ -348,7 +363,7 @@ def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
             wall,
             limit,
             "s",
-            f"{req['total']} requests ({_by_endpoint(req)}); {active} runs were active;"
+            f"{req.total} requests ({req.note()}); {active} runs were active;"
             " sweep and rescan not due",
             target=f"<= max(2 s, 1.25x rate bound {bound:.1f} s)",
         )
@@ -443,9 +458,9 @@ def bench_sdk(cfg: BenchConfig, report: Report, sim: SimRun, folder: Path) -> fl
     report.add(
         Row(
             "2 databricks-sdk",
-            f"serial loop, {count} runs, {req['total']} requests",
+            f"serial loop, {count} runs, {req.total} requests",
             f"{wall:.1f} s" + (f" -> {full:.1f} s for {len(ids)} runs" if subset else ""),
-            note=how + _by_endpoint(req),
+            note=how + req.note(),
         )
     )
     return full

@@ -135,6 +135,7 @@ class SimServer:
         self._revoked: set[str] = set()
         self._counts: dict[str, int] = {}
         self._statuses: dict[str, int] = {}
+        self._ok: dict[str, int] = {}  # 2xx responses per path
         self._injected: dict[str, int] = {}
         self._faults = Faults()
         self._fault_rng = random.Random(0)
@@ -198,10 +199,12 @@ class SimServer:
             self._revoked.add(token)
 
     def stats(self) -> dict[str, Any]:
-        """Requests per endpoint path, responses per status, and faults injected per kind."""
+        """Requests per endpoint path (any status, and `ok`: 2xx only), responses per status, and
+        faults injected per kind."""
         with self.lock:
             return {
                 "requests": dict(self._counts),
+                "ok": dict(self._ok),
                 "statuses": dict(self._statuses),
                 "faults": dict(self._injected),
                 "now_ms": self.workspace.now_ms,
@@ -220,6 +223,7 @@ class SimServer:
         with self.lock:
             self._log.clear()
             self._counts.clear()
+            self._ok.clear()
             self._statuses.clear()
             self._injected.clear()
 
@@ -239,6 +243,8 @@ class SimServer:
         with self.lock:
             self._counts[path] = self._counts.get(path, 0) + 1
             self._statuses[str(status)] = self._statuses.get(str(status), 0) + 1
+            if 200 <= status < 300:
+                self._ok[path] = self._ok.get(path, 0) + 1
 
     def inject(self) -> tuple[str, float] | None:
         """Decide the fault for one API request: (kind, delay seconds) or None."""
