@@ -98,6 +98,8 @@ class MakeSim(Protocol):
         faults: Faults | None = ...,
         db: Path | None = ...,
         now_ms: int = ...,
+        days: int = ...,
+        cloud: str | None = ...,
         **kwargs: Any,
     ) -> Sim: ...
 
@@ -115,11 +117,14 @@ def make_sim(tmp_path: Path) -> Iterator[MakeSim]:
         db: Path | None = None,
         now_ms: int = START_MS,
         days: int = 60,
+        cloud: str | None = None,
         **kwargs: Any,
     ) -> Sim:
-        """A served workspace; pass now_ms=wall_clock_ms() for tests that go through the CLI,
-        whose clock is the machine's."""
-        workspace = Workspace.generate(seed, jobs=jobs, runs=runs, days=days, now_ms=now_ms)
+        """A served workspace (of AWS unless `cloud` says azure or gcp); pass
+        now_ms=wall_clock_ms() for tests that go through the CLI, whose clock is the machine's."""
+        workspace = Workspace.generate(
+            seed, jobs=jobs, runs=runs, days=days, now_ms=now_ms, cloud=cloud
+        )
         server = serve(workspace, faults=faults, **kwargs)
         servers.append(server)
         return Sim(server, db or tmp_path / f"store-{seed}.duckdb")

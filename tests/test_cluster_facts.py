@@ -7,13 +7,13 @@ simulator's hidden truth (its worker trajectories and true DBU rates).
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import duckdb
 import pytest
 
 from extractor.analytics.connect import connect
+from extractor.dev import targets
 from extractor.flatten import worker_intervals
 from tests.conftest import MakeSim, Sim
 from tests.test_views import MIN, T0, add_run, add_task, all_rows, insert, one
@@ -205,13 +205,7 @@ def test_a_node_type_nothing_close_to_keeps_its_reason(views_con):
 
 
 def autoscaling_instances(sim: Sim) -> set[str]:
-    rows = query(
-        sim,
-        "SELECT DISTINCT t.cluster_id FROM tasks t JOIN runs r ON r.run_id = t.job_run_id"
-        " WHERE t.autoscale_min_workers IS NOT NULL AND t.cluster_id IS NOT NULL"
-        " AND t.compute_kind IN ('job_cluster', 'new_cluster') AND NOT r.is_active",
-    )
-    return {r[0] for r in rows}
+    return targets.autoscaling_instances(sim.db)
 
 
 def test_each_feature_asks_once_and_a_second_extract_asks_nothing(make_sim: MakeSim) -> None:
@@ -301,33 +295,13 @@ def test_unknown_pool_is_stored_with_its_reason(make_sim: MakeSim) -> None:
     assert pool["node_type_id"] == "i3.xlarge"
 
 
-def cost_figures(sim: Sim) -> tuple[float, float, int]:
-    """(share of terminal classic-compute runs with a cost, median per-job error vs the truth,
-    number of those runs)."""
-    con = connect(sim.db)
-    try:
-        est = dict(con.execute("SELECT run_id, cost FROM run_cost").fetchall())
-    finally:
-        con.close()
-    truth = sim.workspace.true_costs()
-    classic = {k: v for k, v in truth.items() if v["classic"] and not v["serverless"]}
-    costed = sum(1 for k in classic if est.get(k) is not None)
-    per_job: dict[int, list[float]] = {}
-    for run_id, row in classic.items():
-        sums = per_job.setdefault(row["job_id"], [0.0, 0.0])
-        sums[0] += row["cost"]
-        sums[1] += est.get(run_id) or 0.0
-    errors = [abs(e - t) / t for t, e in per_job.values() if t > 0]
-    return costed / len(classic), statistics.median(errors), len(classic)
-
-
 def test_classic_runs_all_get_a_cost_close_to_the_truth(make_sim: MakeSim) -> None:
     sim = make_sim(seed=11, runs=150, jobs=12)
     sim.extract()
-    share, median_error, runs = cost_figures(sim)
-    assert runs > 50
-    assert share == 1.0
-    assert median_error < 0.05
+    figures = targets.cost_figures(sim.db, sim.workspace)
+    assert figures.runs > 50
+    assert figures.share == 1.0
+    assert figures.median_error < 0.05
     con = connect(sim.db)
     try:
         rows = con.execute("SELECT DISTINCT cost_null_reason FROM int_cluster_instances").fetchall()
@@ -357,18 +331,18 @@ def test_store_of_schema_version_2_gets_the_new_tables_and_pool_columns(make_sim
     assert query(sim, "SELECT run_id, instance_pool_id FROM tasks ORDER BY run_id") == before
     assert requests(sim, POOLS) > 0 and requests(sim, NODE_TYPES) == 1
     assert requests(sim, EVENTS) == len(autoscaling_instances(sim))
-    assert cost_figures(sim)[0] == 1.0
+    assert targets.cost_figures(sim.db, sim.workspace).share == 1.0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12])
-def test_benchmark_cost_without_billing(make_sim: MakeSim, seed: int) -> None:
-    sim = make_sim(seed=seed, runs=1500, jobs=30)
+@pytest.mark.parametrize(("seed", "cloud"), [(11, "aws"), (12, "aws"), (12, "azure"), (12, "gcp")])
+def test_benchmark_cost_without_billing(make_sim: MakeSim, seed: int, cloud: str) -> None:
+    sim = make_sim(seed=seed, runs=1500, jobs=30, cloud=cloud)
     sim.extract()
-    share, median_error, runs = cost_figures(sim)
+    figures = targets.cost_figures(sim.db, sim.workspace)
     print(
-        f"\nseed {seed}: {runs} terminal classic-compute runs, {share:.1%} with a cost estimate,"
-        f" per-job median error vs true list price {median_error:.2%}"
+        f"\nseed {seed} ({cloud}): {figures.runs} terminal classic-compute runs, {figures.share:.1%} with a"
+        f" cost estimate, per-job median error vs true list price {figures.median_error:.2%}"
     )
-    assert share >= 0.995
-    assert median_error <= 0.15
+    assert figures.share >= 0.995
+    assert figures.median_error <= 0.15

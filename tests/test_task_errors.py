@@ -3,7 +3,6 @@ kept, the re-signing migration, and the targets (coverage, grouping, request cou
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from extractor.analytics import signatures
 from extractor.analytics.failures import resign_errors, signature_columns
+from extractor.dev.targets import failure_figures
 from extractor.extract import extract
 from extractor.flatten import bound_trace
 from extractor.plan import ExtractOptions
@@ -38,21 +38,6 @@ def _errors(sim: Sim) -> dict[int, dict[str, Any]]:
         return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
-def b_cubed(truth: dict[int, str], found: dict[int, str]) -> tuple[float, float]:
-    """B-cubed precision and recall of a clustering `found` against the classes `truth`."""
-    by_found: dict[str, set[int]] = defaultdict(set)
-    by_true: dict[str, set[int]] = defaultdict(set)
-    for item in truth:
-        by_found[found[item]].add(item)
-        by_true[truth[item]].add(item)
-    precision = recall = 0.0
-    for item in truth:
-        same = by_found[found[item]] & by_true[truth[item]]
-        precision += len(same) / len(by_found[found[item]])
-        recall += len(same) / len(by_true[truth[item]])
-    return precision / len(truth), recall / len(truth)
-
-
 def test_every_failed_task_run_gets_its_error_once_and_grouping_matches_the_families(
     make_sim: MakeSim,
 ) -> None:
@@ -61,17 +46,15 @@ def test_every_failed_task_run_gets_its_error_once_and_grouping_matches_the_fami
     truth = sim.workspace.failure_families()
     stored = _errors(sim)
     requests = _outputs(sim)
-    with_text = [r for r in truth if r in stored and (stored[r]["error"] or "").strip()]
-    coverage = len(with_text) / len(truth)
-    signed = {r: stored[r]["signature"] for r in with_text}
-    precision, recall = b_cubed({r: truth[r] for r in with_text}, signed)
+    figures = failure_figures(sim.db, sim.workspace)
     print(
-        f"\nfailed task runs and iterations {len(truth)}, error text stored {len(with_text)}"
-        f" ({coverage:.2%}); get-output requests {requests};"
-        f" B-cubed precision {precision:.3f} recall {recall:.3f}"
+        f"\nfailed task runs and iterations {figures.failed}, error text stored"
+        f" {figures.with_text} ({figures.coverage:.2%}); get-output requests {requests};"
+        f" B-cubed precision {figures.precision:.3f} recall {figures.recall:.3f}"
     )
-    assert coverage >= 0.99
-    assert precision >= 0.95 and recall >= 0.95
+    assert figures.failed == len(truth)
+    assert figures.coverage >= 0.99
+    assert figures.precision >= 0.95 and figures.recall >= 0.95
     assert requests <= len(truth)
     # Never for a task that did not fail.
     assert set(stored) <= set(truth)

@@ -15,8 +15,15 @@ from extractor.cli._common import cli, db_option
 @click.option("--runs", type=click.IntRange(1, 1_000_000), default=2000, show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 10_000), default=25, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--cloud",
+    type=click.Choice(["aws", "azure", "gcp"]),
+    default="aws",
+    show_default=True,
+    help="The simulated workspace's cloud: its node types, pools and host name.",
+)
 @click.option("--quiet", "-q", is_flag=True)
-def demo(db: str | None, runs: int, jobs: int, seed: int, quiet: bool) -> None:
+def demo(db: str | None, runs: int, jobs: int, seed: int, cloud: str, quiet: bool) -> None:
     """Extract a simulated workspace into a store, with nothing to configure.
 
     Starts the built-in simulated Databricks workspace on 127.0.0.1 and runs the real
@@ -25,7 +32,7 @@ def demo(db: str | None, runs: int, jobs: int, seed: int, quiet: bool) -> None:
     from extractor.dev.demo import run_demo
 
     path = Path(db) if db else Path(os.environ.get("JOBRUNS_DB") or "jobruns-demo.duckdb")
-    run_demo(path, runs=runs, jobs=jobs, seed=seed, quiet=quiet)
+    run_demo(path, runs=runs, jobs=jobs, seed=seed, cloud=cloud, quiet=quiet)
 
 
 @cli.command()
@@ -42,7 +49,7 @@ def demo(db: str | None, runs: int, jobs: int, seed: int, quiet: bool) -> None:
 @click.option("--view-runs", type=click.IntRange(1), default=1_000_000, show_default=True)
 @click.option("--tiny", is_flag=True, help="Every section at a tiny size, in seconds (CI).")
 @click.option(
-    "--skip", default="", help="Sections to skip: cold,sdk,incremental,load,memory,views."
+    "--skip", default="", help="Sections to skip: cold,sdk,incremental,load,memory,views,cost."
 )
 @click.option("--only", default="", help="Only these sections (same names as --skip).")
 @click.option(

@@ -65,6 +65,7 @@ def build_demo_store(
     runs: int = 2000,
     jobs: int = 25,
     seed: int = 7,
+    cloud: str = "aws",
     quiet: bool = True,
 ) -> Any:
     """Build a demo store at `path` (replacing an earlier demo store); returns the extract result."""
@@ -76,7 +77,7 @@ def build_demo_store(
 
     path = Path(path)
     _ensure_demo_path(path)
-    workspace = Workspace.generate(seed, jobs=jobs, runs=runs, days=60)
+    workspace = Workspace.generate(seed, jobs=jobs, runs=runs, days=60, cloud=cloud)
     with serve(workspace) as server:
         # The simulator's own host and token: nothing from the environment may leak in.
         config = resolve_workspace(host=server.url, token=server.token, env={})
@@ -91,12 +92,16 @@ def build_demo_store(
     return outcome.result
 
 
-def run_demo(path: Path, *, runs: int, jobs: int, seed: int, quiet: bool) -> None:
+def run_demo(
+    path: Path, *, runs: int, jobs: int, seed: int, quiet: bool, cloud: str = "aws"
+) -> None:
     console = Console()
     err = Console(stderr=True)
     if not quiet:
-        err.print(f"simulating a workspace with {jobs} jobs and {runs} runs over 60 days ...")
-    build_demo_store(path, runs=runs, jobs=jobs, seed=seed, quiet=quiet)
+        err.print(
+            f"simulating a workspace ({cloud}) with {jobs} jobs and {runs} runs over 60 days ..."
+        )
+    build_demo_store(path, runs=runs, jobs=jobs, seed=seed, cloud=cloud, quiet=quiet)
     shown = os.path.relpath(path) if not path.is_absolute() else str(path)
     console.print(f"\nstore: [bold]{shown}[/]\n")
     console.print("Try:")

@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--now-ms", type=int, default=None)
+    p.add_argument(
+        "--cloud",
+        choices=("aws", "azure", "gcp"),
+        default="aws",
+        help="the cloud's node types, host name, pools and cluster attributes",
+    )
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--token", default=None)
     p.add_argument("--forbidden-job", type=int, action="append", default=[])
@@ -55,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         "--prices-csv", default=None, help="write its system.billing.list_prices CSV and exit"
     )
     a = p.parse_args(argv)
-    ws = Workspace.generate(a.seed, jobs=a.jobs, runs=a.runs, days=a.days, now_ms=a.now_ms)
+    ws = Workspace.generate(
+        a.seed, jobs=a.jobs, runs=a.runs, days=a.days, now_ms=a.now_ms, cloud=a.cloud
+    )
     if a.billing_csv or a.prices_csv:
         if a.billing_csv:
             ws.write_billing_csv(a.billing_csv)
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"client_id={server.client_id}")
     print(f"client_secret={server.client_secret}")
     print(f"warehouse_id={server.warehouse.warehouse_id}")
+    print(f"host={ws.host} cloud={ws.cloud}")
     print(f"workspace_id={ws.workspace_id} runs={len(ws.runs)} now_ms={ws.now_ms}", flush=True)
     try:
         while True:

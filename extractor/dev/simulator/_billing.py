@@ -99,14 +99,6 @@ def load_card(cloud: str, path: Path = RATE_CARD) -> Card:
     return Card(cloud, nodes, prices, photon)
 
 
-def cloud_of(host: str) -> str:
-    if "azuredatabricks" in host:
-        return "AZURE"
-    if "gcp.databricks" in host:
-        return "GCP"
-    return "AWS"
-
-
 @dataclass
 class Usage:
     """One stretch of billed compute before the hourly split."""
@@ -157,10 +149,12 @@ class Billing:
         workspace_id: int,
         host: str,
         now_ms: int,
+        cloud: str | None = None,
     ) -> None:
         self.seed = seed
         self.workspace_id = str(workspace_id)
-        self.cloud = cloud_of(host)
+        self.cloud = (cloud or _catalog.cloud_of_host(host)).upper()
+        self.facts = _catalog.CLOUD[self.cloud.lower()]
         self.card = load_card(self.cloud)
         self.now = now_ms
         self.account_id = str(uuid.UUID(bytes=hashlib.sha256(f"acct{seed}".encode()).digest()[:16]))
@@ -185,7 +179,11 @@ class Billing:
         return _rng(self.seed, "serverless", job_id).uniform(1.5, 12.0)
 
     def _node(self, name: str | None) -> float:
-        return self.card.node_dbu.get(name or "", 1.0)
+        """The card's DBU/h, else (a family newer than the card) the true rate of the type."""
+        name = name or ""
+        if name in self.card.node_dbu:
+            return self.card.node_dbu[name]
+        return self.facts.node_facts[name][3] if name in self.facts.node_facts else 1.0
 
     def _photon(self, spec: Mapping[str, Any], kind: str) -> float:
         return self.card.photon[kind] if spec.get("runtime_engine") == "PHOTON" else 1.0
@@ -229,9 +227,12 @@ class Billing:
             workers = spec.get("num_workers")
             if workers is None:
                 workers = (auto.get("min_workers", 0) + auto.get("max_workers", 0)) / 2
-            rate = self._node(spec.get("driver_node_type_id")) + workers * self._node(
-                spec.get("node_type_id")
-            )
+            pools = self.facts.pools
+            pool = pools.get(spec.get("instance_pool_id") or "", ("", None))[1]
+            driver_pool = pools.get(spec.get("driver_instance_pool_id") or "", ("", pool))[1]
+            worker = spec.get("node_type_id") or pool
+            driver = spec.get("driver_node_type_id") or driver_pool
+            rate = self._node(driver) + workers * self._node(worker)
             rate *= self._photon(spec, "jobs") * self.job_factor(job.job_id, bool(auto))
             rate *= _rng(self.seed, "instance", cluster_id).uniform(0.97, 1.03)
             photon = spec.get("runtime_engine") == "PHOTON"
@@ -242,7 +243,7 @@ class Billing:
                 "cluster_id": cluster_id,
                 "job_id": str(job.job_id),
                 "job_run_id": str(run.run_id),
-                "node_type": str(spec.get("node_type_id")),
+                "node_type": str(worker),
             }
             self._usage(
                 f"jc/{cluster_id}", sku, "JOBS", (start, end, rate), meta, run, photon=photon
@@ -281,7 +282,7 @@ class Billing:
     def _add_all_purpose(self) -> None:
         """An all-purpose cluster bills to the cluster only, while job work runs on it."""
         for cluster_id, work in sorted(self._ap_work.items()):
-            spec = _catalog.all_purpose_cluster(self.seed, cluster_id, self.now)
+            spec = _catalog.all_purpose_cluster(self.seed, cluster_id, self.now, self.facts.name)
             workers = spec.get("num_workers") or (spec.get("autoscale") or {}).get("max_workers", 0)
             rate = self._node(spec.get("driver_node_type_id")) + workers * self._node(
                 spec.get("node_type_id")

@@ -8,7 +8,8 @@ Builds definitions only; never plans runs or touches the clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ._model import DAY_MS, HOUR_MS, ForEachDef, JobDef, TaskDef
@@ -37,6 +38,166 @@ INSTANCE_POOLS: dict[str, tuple[str, str]] = {
     "0101-120000-pool2-pool-ijklmnop": ("graviton-pool", "m8gd.xlarge"),
     "0101-120000-pool3-pool-qrstuvwx": ("driver-pool", "m5d.xlarge"),
 }
+CLOUDS = ("aws", "azure", "gcp")
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """What differs between the clouds a workspace runs on: its node types (with what
+    clusters/list-node-types says of them and the DBU/h really billed), pools and attributes."""
+
+    name: str
+    node_facts: Mapping[str, tuple[int, int, str, float]]  # cores, memory_mb, category, DBU/h
+    node_types: tuple[str, ...]  # what job clusters draw from: node types the rate card prices
+    new_node_types: tuple[str, ...]  # a family newer than any rate card: the inferred path
+    pools: Mapping[str, tuple[str, str]]  # instance pool id -> (name, node type)
+    all_purpose_nodes: tuple[str, str, str, str]
+    driver_alternative: str  # the other driver of an all-purpose cluster
+    attributes_key: str  # aws_attributes | azure_attributes | gcp_attributes
+    spot: Mapping[str, Any]
+    on_demand: Mapping[str, Any]
+
+    def attributes(self, spot: bool) -> dict[str, Any]:
+        return dict(self.spot if spot else self.on_demand)
+
+
+def _facts(rows: str) -> dict[str, tuple[int, int, str, float]]:
+    """`name cores memory_gb category dbu` lines (category with _ for spaces)."""
+    out = {}
+    for line in rows.strip().splitlines():
+        name, cores, memory_gb, category, dbu = line.split()
+        out[name] = (
+            int(cores),
+            int(float(memory_gb) * 1024),
+            category.replace("_", " "),
+            float(dbu),
+        )
+    return out
+
+
+# DBU/h of the known types as extractor/data/node_types.csv has them (a test checks they agree),
+# so "the card's rates are the true ones"; the newest family (not in the card) at a hidden rate a
+# little above the type of the same vCPUs and memory it will be inferred from.
+AZURE_FACTS = _facts(
+    """
+    Standard_DS3_v2 4 14 General_Purpose 0.75
+    Standard_DS4_v2 8 28 General_Purpose 1.5
+    Standard_DS5_v2 16 56 General_Purpose 3.0
+    Standard_D4ds_v5 4 16 General_Purpose 1.0
+    Standard_D8ds_v5 8 32 General_Purpose 2.0
+    Standard_D16ds_v5 16 64 General_Purpose 4.0
+    Standard_D8as_v5 8 32 General_Purpose 2.0
+    Standard_E8ds_v5 8 64 Memory_Optimized 2.75
+    Standard_E16ds_v5 16 128 Memory_Optimized 5.5
+    Standard_F8s_v2 8 16 Compute_Optimized 1.5
+    Standard_F16s_v2 16 32 Compute_Optimized 3.0
+    Standard_L8s_v3 8 64 Storage_Optimized 2.75
+    Standard_D8ds_v6 8 32 General_Purpose 2.1
+    Standard_E8ds_v6 8 64 Memory_Optimized 2.9
+    """
+)
+GCP_FACTS = _facts(
+    """
+    n2-standard-4 4 16 General_Purpose 0.72
+    n2-standard-8 8 32 General_Purpose 1.44
+    n2-standard-16 16 64 General_Purpose 2.88
+    n2-highmem-4 4 32 Memory_Optimized 0.96
+    n2-highmem-8 8 64 Memory_Optimized 1.92
+    n2-highcpu-16 16 16 Compute_Optimized 2.16
+    n1-standard-8 8 30 General_Purpose 1.41
+    n1-highmem-8 8 52 Memory_Optimized 1.74
+    n2d-standard-8 8 32 General_Purpose 1.44
+    c2-standard-8 8 32 Compute_Optimized 1.44
+    e2-standard-8 8 32 General_Purpose 1.44
+    n4-standard-8 8 32 General_Purpose 1.5
+    n4-highmem-8 8 64 Memory_Optimized 2.0
+    """
+)
+
+
+def _pools(etl: str, newer: tuple[str, str], driver: str) -> dict[str, tuple[str, str]]:
+    """The three pools of INSTANCE_POOLS (same ids) on another cloud's node types."""
+    ids = sorted(INSTANCE_POOLS)
+    return dict(zip(ids, [("etl-pool", etl), newer, ("driver-pool", driver)], strict=True))
+
+
+CLOUD: dict[str, Cloud] = {
+    "aws": Cloud(
+        "aws",
+        NODE_FACTS,
+        tuple(NODE_TYPES),
+        tuple(NEW_NODE_TYPES),
+        INSTANCE_POOLS,
+        ("i3.xlarge", "m5d.2xlarge", "i3.2xlarge", "r5d.xlarge"),
+        "m5d.xlarge",
+        "aws_attributes",
+        {"availability": "SPOT_WITH_FALLBACK", "zone_id": "auto"},
+        {"availability": "ON_DEMAND", "zone_id": "auto"},
+    ),
+    "azure": Cloud(
+        "azure",
+        AZURE_FACTS,
+        tuple(n for n in AZURE_FACTS if not n.endswith("_v6")),
+        ("Standard_D8ds_v6", "Standard_E8ds_v6"),
+        _pools("Standard_DS4_v2", ("v6-pool", "Standard_D8ds_v6"), "Standard_DS3_v2"),
+        ("Standard_DS4_v2", "Standard_E8ds_v5", "Standard_D16ds_v5", "Standard_L8s_v3"),
+        "Standard_DS3_v2",
+        "azure_attributes",
+        {
+            "availability": "SPOT_WITH_FALLBACK_AZURE",
+            "first_on_demand": 1,
+            "spot_bid_max_price": -1,
+        },
+        {"availability": "ON_DEMAND_AZURE", "first_on_demand": 1},
+    ),
+    "gcp": Cloud(
+        "gcp",
+        GCP_FACTS,
+        tuple(n for n in GCP_FACTS if not n.startswith("n4-")),
+        ("n4-standard-8", "n4-highmem-8"),
+        _pools("n2-standard-8", ("n4-pool", "n4-standard-8"), "n2-standard-4"),
+        ("n2-highmem-8", "n2-standard-16", "n1-standard-8", "n2d-standard-8"),
+        "n2-standard-4",
+        "gcp_attributes",
+        {"availability": "PREEMPTIBLE_WITH_FALLBACK_GCP", "zone_id": "HA"},
+        {"availability": "ON_DEMAND_GCP", "zone_id": "HA"},
+    ),
+}
+
+
+def cloud_of_host(host: str) -> str:
+    """aws, azure or gcp, from a workspace host name."""
+    if "azuredatabricks" in host:
+        return "azure"
+    if "gcp.databricks" in host:
+        return "gcp"
+    return "aws"
+
+
+def localize(job: JobDef, cloud: Cloud, seed: int) -> None:
+    """Move an AWS job's cluster specs to another cloud: node types of that cloud (a newer
+    family where the AWS draw was one, the same driver where it was the same), its
+    availability attributes. Drawn from a generator of the job's own, so the workspace's
+    runs and their timing are those of the seed on every cloud."""
+    if cloud.name == "aws":
+        return
+    rng = random.Random(f"{seed}:{cloud.name}:{job.job_id}")
+    specs = [c["new_cluster"] for c in job.job_clusters or []]
+    specs += [t.new_cluster for t in job.tasks if t.new_cluster is not None]
+    for spec in specs:
+        worker = spec.get("node_type_id")
+        if worker is not None:
+            node = rng.choice(
+                cloud.new_node_types if worker in NEW_NODE_TYPES else cloud.node_types
+            )
+            same = spec.get("driver_node_type_id") == worker
+            spec["node_type_id"] = node
+            spec["driver_node_type_id"] = node if same else rng.choice(cloud.node_types)
+        attributes = spec.pop("aws_attributes", None)
+        if attributes is not None:
+            spec[cloud.attributes_key] = cloud.attributes(attributes["availability"] != "ON_DEMAND")
+
+
 SPARK_VERSIONS = ["15.4.x-scala2.12", "14.3.x-scala2.12", "16.4.x-scala2.12"]
 USERS = [
     "dana.kim@example.com",
@@ -601,7 +762,9 @@ def cron_for(period_ms: int, rng: random.Random) -> str:
 __all__ = ["DAY_MS", "HOUR_MS", "ROTATION", "cron_for", "new_cluster", "nice_period_ms"]
 
 
-def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, Any]:
+def all_purpose_cluster(
+    seed: int, cluster_id: str, now_ms: int, cloud: str = "aws"
+) -> dict[str, Any]:
     """The clusters/get body (ClusterDetails) of one of ALL_PURPOSE_CLUSTERS, fixed per seed.
 
     Seeded by the workspace seed and the cluster's position, so it never draws from the
@@ -609,8 +772,9 @@ def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, An
     """
     index = ALL_PURPOSE_CLUSTERS.index(cluster_id)
     rng = random.Random(seed * 104_729 + index)
+    facts = CLOUD[cloud]
     # Every all-purpose node type is one the rate card prices, so the demo's runs get a cost.
-    node = rng.choice(["i3.xlarge", "m5d.2xlarge", "i3.2xlarge", "r5d.xlarge"])
+    node = rng.choice(facts.all_purpose_nodes)
     creator = rng.choice(USERS)
     running = rng.random() < 0.6
     started = now_ms - rng.randint(2, 30) * DAY_MS
@@ -619,7 +783,7 @@ def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, An
         "cluster_name": ["shared-analytics", "finance-interactive"][index % 2],
         "spark_version": rng.choice(SPARK_VERSIONS),
         "node_type_id": node,
-        "driver_node_type_id": node if rng.random() < 0.7 else "m5d.xlarge",
+        "driver_node_type_id": node if rng.random() < 0.7 else facts.driver_alternative,
         "runtime_engine": "PHOTON" if index % 2 else "STANDARD",
         "cluster_source": "UI",
         "creator_user_name": creator,
@@ -627,12 +791,7 @@ def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, An
         "data_security_mode": "SINGLE_USER",
         "autotermination_minutes": rng.choice([30, 60, 120]),
         "enable_elastic_disk": True,
-        "aws_attributes": {
-            "availability": "SPOT_WITH_FALLBACK",
-            "zone_id": "auto",
-            "first_on_demand": 1,
-            "spot_bid_price_percent": 100,
-        },
+        facts.attributes_key: _all_purpose_attributes(facts),
         "custom_tags": {"team": rng.choice(TEAMS), "cost_center": f"cc-{rng.randint(100, 999)}"},
         "default_tags": {
             "Vendor": "Databricks",
@@ -658,3 +817,14 @@ def all_purpose_cluster(seed: int, cluster_id: str, now_ms: int) -> dict[str, An
         body["terminated_time"] = now_ms - rng.randint(1, 12) * HOUR_MS
         body["termination_reason"] = {"code": "INACTIVITY", "type": "SUCCESS"}
     return body
+
+
+def _all_purpose_attributes(cloud: Cloud) -> dict[str, Any]:
+    if cloud.name == "aws":
+        return {
+            "availability": "SPOT_WITH_FALLBACK",
+            "zone_id": "auto",
+            "first_on_demand": 1,
+            "spot_bid_price_percent": 100,
+        }
+    return cloud.attributes(spot=True)

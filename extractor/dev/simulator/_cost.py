@@ -1,7 +1,7 @@
 """What the simulated workspace's runs really cost: hidden worker trajectories and true rates.
 
 Autoscaling job clusters follow a hidden worker trajectory (served as clusters/events); the
-true list-price cost of a run integrates it with the true DBU rates of _catalog.NODE_FACTS.
+true list-price cost of a run integrates it with the true DBU rates of the cloud's node facts (_catalog.CLOUD).
 Computed from the ground-truth rows the store must hold; never reads the served JSON.
 """
 
@@ -13,11 +13,19 @@ from typing import Any
 
 from . import _catalog
 
-# AWS list prices per DBU and Photon factors, as the shipped rate card has them
-# (extractor/data/rate_card.csv: Premium JOBS_COMPUTE / ALL_PURPOSE_COMPUTE, photon_jobs 2.9,
-# photon_all_purpose 2.0).
-PRICE = {"jobs": 0.15, "all_purpose": 0.55}
-PHOTON = {"jobs": 2.9, "all_purpose": 2.0}
+# List prices per DBU and Photon factors per cloud, as the shipped rate card has them
+# (extractor/data/rate_card.csv: JOBS_COMPUTE / ALL_PURPOSE_COMPUTE, photon_jobs,
+# photon_all_purpose; a test checks they agree).
+PRICE = {
+    "aws": {"jobs": 0.15, "all_purpose": 0.55},
+    "azure": {"jobs": 0.30, "all_purpose": 0.55},
+    "gcp": {"jobs": 0.15, "all_purpose": 0.55},
+}
+PHOTON = {
+    "aws": {"jobs": 2.9, "all_purpose": 2.0},
+    "azure": {"jobs": 2.9, "all_purpose": 2.0},
+    "gcp": {"jobs": 2.5, "all_purpose": 2.0},
+}
 UPSIZE_MS = 45_000
 
 
@@ -123,17 +131,18 @@ def instance_spans(
     return out
 
 
-def _node(node_type: str | None, pool: str | None) -> str | None:
+def _node(cloud: _catalog.Cloud, node_type: str | None, pool: str | None) -> str | None:
     if node_type:
         return node_type
-    return _catalog.INSTANCE_POOLS[pool][1] if pool in _catalog.INSTANCE_POOLS else None
+    return cloud.pools[pool][1] if pool and pool in cloud.pools else None
 
 
 def true_costs(
-    seed: int, tables: dict[str, dict[Any, dict[str, Any]]], now_ms: int
+    seed: int, tables: dict[str, dict[Any, dict[str, Any]]], now_ms: int, cloud: str = "aws"
 ) -> dict[int, dict[str, Any]]:
     """Per terminal job run: job_id, the true list-price cost of its classic compute, whether
     it used classic compute, and whether serverless too (which has no list-price truth here)."""
+    facts = _catalog.CLOUD[cloud]
     out: dict[int, dict[str, Any]] = {}
     for run in tables["runs"].values():
         if not run["is_active"]:
@@ -155,7 +164,7 @@ def true_costs(
         family = "jobs"
         if inst["kind"] == "existing_cluster":
             family = "all_purpose"
-            spec = _catalog.all_purpose_cluster(seed, spec["existing_cluster_id"], now_ms)
+            spec = _catalog.all_purpose_cluster(seed, spec["existing_cluster_id"], now_ms, cloud)
             auto = spec.get("autoscale") or {}
             lo, hi, fixed = (
                 auto.get("min_workers"),
@@ -173,8 +182,9 @@ def true_costs(
                 spec["autoscale_max_workers"],
                 spec["num_workers"],
             )
-            worker = _node(spec["node_type_id"], spec.get("instance_pool_id"))
+            worker = _node(facts, spec["node_type_id"], spec.get("instance_pool_id"))
             driver = _node(
+                facts,
                 spec["driver_node_type_id"],
                 spec.get("driver_instance_pool_id") or spec.get("instance_pool_id"),
             )
@@ -191,9 +201,9 @@ def true_costs(
         else:
             steps = trajectory(seed, inst["cluster_id"], inst["start"], inst["end"], lo, hi)
             worker_ms = _workers_integral(steps, inst["start"], inst["end"])
-        rate_w = _catalog.NODE_FACTS[worker][3] if worker else 0.0
-        rate_d = _catalog.NODE_FACTS[driver][3] if driver else 0.0
-        photon = PHOTON[family] if spec.get("runtime_engine") == "PHOTON" else 1.0
+        rate_w = facts.node_facts[worker][3] if worker else 0.0
+        rate_d = facts.node_facts[driver][3] if driver else 0.0
+        photon = PHOTON[cloud][family] if spec.get("runtime_engine") == "PHOTON" else 1.0
         dbu_ms = (rate_d * uptime + rate_w * worker_ms) * photon
-        row["cost"] += dbu_ms / 3_600_000 * PRICE[family]
+        row["cost"] += dbu_ms / 3_600_000 * PRICE[cloud][family]
     return out

@@ -485,7 +485,7 @@ def _handler_for(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     {
                         "oidc_endpoint": f"{sim.url}/oidc",
                         "workspace_id": str(sim.workspace.workspace_id),
-                        "cloud": "aws",
+                        "cloud": sim.workspace.cloud,
                     },
                 )
                 return

@@ -74,11 +74,37 @@ def _int(params: Mapping[str, str], name: str, default: int | None = None) -> in
         raise invalid(f"Invalid value for parameter {name}: {value!r} is not an integer.") from exc
 
 
+def _host(cloud: str, workspace_id: int, ids: random.Random) -> str:
+    """A host name of the cloud's shape (dbc-<id>.cloud.databricks.com on AWS,
+    adb-<workspace id>.<n>.azuredatabricks.net, <workspace id>.<n>.gcp.databricks.com)."""
+    if cloud == "azure":
+        return f"https://adb-{workspace_id}.{ids.randint(1, 19)}.azuredatabricks.net"
+    if cloud == "gcp":
+        return f"https://{workspace_id}.{ids.randint(0, 9)}.gcp.databricks.com"
+    return f"https://dbc-{ids.getrandbits(32):08x}-{ids.getrandbits(16):04x}.cloud.databricks.com"
+
+
+def _pool_attributes(cloud: str) -> dict[str, Any]:
+    """An instance pool's availability (InstancePoolAwsAttributes, ...AzureAttributes,
+    ...GcpAttributes: GCP's field is gcp_availability)."""
+    if cloud == "azure":
+        return {"azure_attributes": {"availability": "ON_DEMAND_AZURE"}}
+    if cloud == "gcp":
+        return {"gcp_attributes": {"gcp_availability": "ON_DEMAND_GCP"}}
+    return {"aws_attributes": {"availability": "ON_DEMAND", "zone_id": "auto"}}
+
+
 class Workspace:
     """The whole simulated workspace. Not thread-safe: the server holds a lock around it."""
 
-    def __init__(self, seed: int, now_ms: int, workspace_id: int, host: str) -> None:
+    def __init__(
+        self, seed: int, now_ms: int, workspace_id: int, host: str, cloud: str = "aws"
+    ) -> None:
+        if cloud not in _catalog.CLOUD:
+            raise ValueError(f"cloud must be one of {', '.join(_catalog.CLOUDS)}")
         self.seed = seed
+        self.cloud = cloud
+        self.catalog = _catalog.CLOUD[cloud]
         self.now_ms = now_ms
         self.workspace_id = workspace_id
         self.host = host.rstrip("/")
@@ -110,20 +136,24 @@ class Workspace:
         now_ms: int | None = None,
         workspace_id: int | None = None,
         host: str | None = None,
+        cloud: str | None = None,
     ) -> Workspace:
         """A workspace with `jobs` jobs and exactly `runs` runs started in the last `days` days.
 
         Deterministic for equal arguments (pass now_ms; it defaults to the current time).
-        workspace_id and host default to values derived from the seed.
+        workspace_id and host default to values derived from the seed; the cloud (aws, azure
+        or gcp) to the host's, else aws. Every cloud has the same runs at the same times for a
+        seed; node types, pools, attributes and host are those of the cloud.
         """
         if jobs < 1 or runs < 0 or not 1 <= days <= 60:
             raise ValueError("need jobs >= 1, runs >= 0 and 1 <= days <= 60")
         ids = random.Random(seed * 7919 + 17)
         wid = workspace_id if workspace_id is not None else ids.randrange(10**15, 10**16)
+        cloud = cloud or (_catalog.cloud_of_host(host) if host else "aws")
         if host is None:
-            host = f"https://dbc-{ids.getrandbits(32):08x}-{ids.getrandbits(16):04x}.cloud.databricks.com"
+            host = _host(cloud, wid, ids)
         now = now_ms if now_ms is not None else int(time.time() * 1000)
-        ws = cls(seed, now, wid, host)
+        ws = cls(seed, now, wid, host, cloud)
         ws._build(jobs, runs, days)
         return ws
 
@@ -151,6 +181,7 @@ class Workspace:
                 job_id = rng.randrange(10**14, 2 * 10**15)
             used.add(job_id)
             job = template(rng, job_id, suffix)
+            _catalog.localize(job, self.catalog, self.seed)
             job.quota = int(weight * 1000)  # relative weight for now
             jobs.append(job)
             self.jobs[job.job_id] = job
@@ -425,6 +456,7 @@ class Workspace:
             workspace_id=self.workspace_id,
             host=self.host,
             now_ms=self.now_ms,
+            cloud=self.cloud,
         )
 
     def billing_rows(
@@ -810,7 +842,7 @@ class Workspace:
             raise invalid("Missing required field: cluster_id")
         if cluster_id not in _catalog.ALL_PURPOSE_CLUSTERS:
             raise invalid(f"Cluster {cluster_id} does not exist")
-        return _catalog.all_purpose_cluster(self.seed, cluster_id, self.now_ms)
+        return _catalog.all_purpose_cluster(self.seed, cluster_id, self.now_ms, self.cloud)
 
     def api_list_node_types(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.1/clusters/list-node-types: every node type (NodeType shape); no DBUs."""
@@ -824,14 +856,18 @@ class Workspace:
                     "category": category,
                     "description": node,
                     "is_deprecated": False,
-                    "is_graviton": node.startswith("m8g"),
                     "photon_worker_capable": True,
                     "photon_driver_capable": True,
-                    "support_ebs_volumes": True,
                     "support_cluster_tags": True,
                     "support_port_forwarding": True,
+                    # Only AWS says whether a type is Graviton and takes EBS volumes.
+                    **(
+                        {"is_graviton": node.startswith("m8g"), "support_ebs_volumes": True}
+                        if self.cloud == "aws"
+                        else {}
+                    ),
                 }
-                for node, (cores, memory_mb, category, _) in sorted(_catalog.NODE_FACTS.items())
+                for node, (cores, memory_mb, category, _) in sorted(self.catalog.node_facts.items())
             ]
         }
 
@@ -840,11 +876,11 @@ class Workspace:
         pool_id = params.get("instance_pool_id") or ""
         if not pool_id:
             raise invalid("Missing required field: instance_pool_id")
-        if pool_id not in _catalog.INSTANCE_POOLS:
+        if pool_id not in self.catalog.pools:
             raise ApiError(
                 404, "RESOURCE_DOES_NOT_EXIST", f"Can't find an instance pool with id: {pool_id}."
             )
-        name, node = _catalog.INSTANCE_POOLS[pool_id]
+        name, node = self.catalog.pools[pool_id]
         return {
             "instance_pool_id": pool_id,
             "instance_pool_name": name,
@@ -853,7 +889,7 @@ class Workspace:
             "idle_instance_autotermination_minutes": 10,
             "enable_elastic_disk": True,
             "preloaded_spark_versions": [_catalog.SPARK_VERSIONS[0]],
-            "aws_attributes": {"availability": "ON_DEMAND", "zone_id": "auto"},
+            **_pool_attributes(self.cloud),
             "state": "ACTIVE",
             "stats": {"used_count": 0, "idle_count": 0, "pending_used_count": 0},
         }
@@ -924,7 +960,9 @@ class Workspace:
     ) -> dict[int, dict[str, Any]]:
         """Per terminal run started in [start_ms, end_ms]: job_id, the true list-price cost of
         its classic compute (hidden trajectories, true DBU rates) and whether it had any."""
-        return _cost.true_costs(self.seed, self.ground_truth(start_ms, end_ms), self.now_ms)
+        return _cost.true_costs(
+            self.seed, self.ground_truth(start_ms, end_ms), self.now_ms, self.cloud
+        )
 
     def api_get_job(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/2.2/jobs/get."""
