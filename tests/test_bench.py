@@ -20,6 +20,10 @@ SECTION_LABELS = (
     "4 load (no network)",
     "5 peak memory",
     "6 views",
+    "8 cost aws",
+    "8 cost azure",
+    "8 cost gcp",
+    "9 failures",
 )
 
 
@@ -39,7 +43,13 @@ def test_tiny_bench_prints_one_table_with_every_section(tmp_path: Path) -> None:
 def test_section_names_are_checked_and_only_views_keeps_its_size() -> None:
     cfg = bench_config(only="views", view_runs=1_000_000)
     assert cfg.sections == ("views",) and cfg.view_runs == 1_000_000
-    assert bench_config(skip="sdk,memory,views").sections == ("cold", "incremental", "load")
+    assert bench_config(skip="sdk,memory,views").sections == (
+        "cold",
+        "incremental",
+        "load",
+        "cost",
+    )
+    assert bench_config(only="cost").sections == ("cost",)
     assert bench_config(tiny=True).sections == SECTIONS
     with pytest.raises(UsageError, match="unknown section"):
         bench_config(skip="network")
@@ -67,3 +77,26 @@ def test_request_counts_take_every_endpoint_an_extract_reads_and_only_its_2xx(
     outside = sum(n for path, n in stats["requests"].items() if not path.startswith("/api/"))
     assert req.ok == stats["statuses"]["200"] - outside < req.total
     assert "clusters/events" in req.note()
+
+
+@pytest.mark.slow
+def test_cost_section_measures_each_cloud_and_the_failure_targets(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--tiny", "--only", "cost"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| 8")]
+    rows += [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| 9")]
+    by_metric = {(r[0].removeprefix("| "), r[1]): r for r in rows}
+    for cloud in ("aws", "azure", "gcp"):
+        for metric in (
+            "classic runs with a cost estimate, no billing",
+            "per-job median error vs true list price",
+            "billed runs (first 20 days) costed exactly",
+            "clusters/get per all-purpose cluster per day",
+            "clusters/events per autoscaling cluster instance",
+        ):
+            assert by_metric[(f"8 cost {cloud}", metric)][5] == "yes", metric
+        assert (f"8 cost {cloud}", "calibrated, last 10 days: per-job p90 error vs billing") in (
+            by_metric
+        )
+    failures = [r for (section, _), r in by_metric.items() if section == "9 failures"]
+    assert len(failures) == 5 and all(r[5] == "yes" for r in failures)

@@ -26,8 +26,11 @@ import duckdb
 import pyarrow as pa
 from rich.console import Console
 
+from extractor.analytics.cost import import_billing, import_list_prices
+from extractor.analytics.failures import signature_columns
 from extractor.client import JobsClient, strip_paging
 from extractor.config import resolve_workspace
+from extractor.dev import targets
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
 from extractor.errors import NotFoundError, UsageError
 from extractor.extract import (
@@ -37,12 +40,12 @@ from extractor.extract import (
 )
 from extractor.extras import require
 from extractor.flatten import RunBundle, flatten_runs, task_type
-from extractor.pipeline import release_memory_promptly
+from extractor.pipeline import extract_into, release_memory_promptly
 from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
 from extractor.store import Store
 
-SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views")
+SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views", "cost")
 # `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
 ALIASES = {"extract": "cold"}
 # Every API path counts towards the rate limit: the Jobs API, clusters, instance pools.
@@ -75,6 +78,9 @@ class BenchConfig:
     view_runs: int = 1_000_000
     view_tasks: int = 10
     seed: int = 1
+    # The cost section's workspaces: another seed than the tests', 30 days (billing of 20).
+    cost_seed: int = 21
+    cost_runs: int = 1500
     sections: tuple[str, ...] = SECTIONS
     tiny: bool = False
 
@@ -89,6 +95,7 @@ class BenchConfig:
             load_runs=600,
             memory_runs=(300, 1200),
             view_runs=5_000,
+            cost_runs=300,
             tiny=True,
         )
 
@@ -186,12 +193,29 @@ def machine_info() -> dict[str, str]:
 class SimRun:
     """A served workspace and a scratch store, with the simulator's clock as `now`."""
 
-    def __init__(self, cfg: BenchConfig, runs: int, faults: Faults, folder: Path) -> None:
+    def __init__(
+        self,
+        cfg: BenchConfig,
+        runs: int,
+        faults: Faults,
+        folder: Path,
+        *,
+        days: int = RETENTION_DAYS,
+        cloud: str = "aws",
+        seed: int | None = None,
+    ) -> None:
         self.cfg = cfg
-        with _step(f"generating a workspace of {runs} runs"):
-            self.workspace = Workspace.generate(cfg.seed, jobs=cfg.jobs, runs=runs, now_ms=START_MS)
+        with _step(f"generating a workspace of {runs} runs ({cloud})"):
+            self.workspace = Workspace.generate(
+                cfg.seed if seed is None else seed,
+                jobs=cfg.jobs,
+                runs=runs,
+                days=days,
+                now_ms=START_MS,
+                cloud=cloud,
+            )
         self.server: SimServer = serve(self.workspace, faults=faults)
-        self.db = folder / f"store-{runs}.duckdb"
+        self.db = folder / f"store-{runs}-{cloud}.duckdb"
         self.store = Store(self.db)
 
     def now(self) -> datetime:
@@ -213,9 +237,21 @@ class SimRun:
         opts = options or ExtractOptions(concurrency=self.cfg.concurrency)
         with self.client(max_rps=max_rps) as client:
             began = time.perf_counter()
-            result = extract(client, self.store, opts, now=self.now)
+            result = extract(client, self.store, opts, now=self.now, signer=signature_columns)
             wall = time.perf_counter() - began
         return result, wall, api_requests(self.server)
+
+    def extract_into(self) -> Requests:
+        """An extraction as `jobruns extract` runs it (views brought up to date after it);
+        returns its API requests."""
+        self.server.reset_stats()
+        config = resolve_workspace(host=self.server.url, token=self.server.token, env={})
+        (outcome,) = extract_into(
+            self.db, [("sim", config)], ExtractOptions(), max_rps=10_000, now=self.now
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return api_requests(self.server)
 
     def advance(self, seconds: float) -> None:
         with self.server.lock:
@@ -289,8 +325,8 @@ def _ratio_row(
     return Row(
         section,
         metric,
-        f"{_fmt(value)} {unit}",
-        target or f"{'>=' if at_least else '<='} {_fmt(limit)} {unit}",
+        f"{_fmt(value)} {unit}".rstrip(),
+        target or f"{'>=' if at_least else '<='} {_fmt(limit)} {unit}".rstrip(),
         ratio,
         ratio >= 1.0 if at_least else ratio <= 1.0,
         note,
@@ -1142,6 +1178,175 @@ def bench_export(report: Report, store: Path, folder: Path) -> None:
         )
 
 
+# -- 8 and 9: cost and failures against the simulator's truth ------------------------------------
+
+COST_CLOUDS = ("aws", "azure", "gcp")
+
+
+def _percent_row(
+    section: str, metric: str, value: float, limit: float, note: str = "", *, at_least: bool = False
+) -> Row:
+    row = _ratio_row(section, metric, 100 * value, 100 * limit, "%", note, at_least=at_least)
+    return replace(row, measured=f"{100 * value:.2f} %")
+
+
+def bench_cost(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    """Issue 13's cost targets on a workspace of each cloud (30 days, billing of the first 20),
+    and issue 14's failure targets on the same extracts."""
+    failures: list[tuple[targets.FailureFigures, int, int]] = []
+    for cloud in COST_CLOUDS:
+        sim = SimRun(cfg, cfg.cost_runs, Faults(), folder, days=30, cloud=cloud, seed=cfg.cost_seed)
+        try:
+            failures.append(_bench_cost_on(cfg, report, sim, cloud, folder))
+        finally:
+            sim.close()
+    section = "9 failures"
+    failed = sum(f.failed for f, _, _ in failures)
+    stored = sum(f.with_text for f, _, _ in failures)
+    outputs = sum(n for _, n, _ in failures)
+    again = sum(n for _, _, n in failures)
+    each = f"{cfg.cost_runs} runs on each of {', '.join(COST_CLOUDS)}"
+    report.add(
+        _percent_row(
+            section,
+            "error text stored, failed task runs and iterations",
+            stored / failed if failed else 1.0,
+            0.99,
+            f"{stored} of {failed}; {each}",
+            at_least=True,
+        )
+    )
+    for metric in ("precision", "recall"):
+        value = min(getattr(f, metric) for f, _, _ in failures)
+        report.add(
+            _ratio_row(
+                section,
+                f"B-cubed {metric} of signatures vs true families",
+                value,
+                0.95,
+                "",
+                "lowest of the three workspaces",
+                at_least=True,
+            )
+        )
+    report.add(
+        Row(
+            section,
+            "get-output requests, cold extract",
+            f"{outputs} requests",
+            f"<= failed task runs ({failed})",
+            outputs / failed if failed else None,
+            outputs <= failed,
+        )
+    )
+    report.add(
+        Row(
+            section,
+            "get-output requests, incremental with nothing new",
+            str(again),
+            "0",
+            None,
+            again == 0,
+        )
+    )
+
+
+def _bench_cost_on(
+    cfg: BenchConfig, report: Report, sim: SimRun, cloud: str, folder: Path
+) -> tuple[targets.FailureFigures, int, int]:
+    """One cloud's cost rows; returns its failure figures, get-output requests of the cold
+    extract and of an extract right after it."""
+    section = f"8 cost {cloud}"
+    ws = sim.workspace
+    with _step(f"cold extract ({cloud})"):
+        cold = sim.extract_into()
+    cost = targets.cost_figures(sim.db, ws)
+    inferred = targets.inferred_node_types(sim.db)
+    report.add(
+        _percent_row(
+            section,
+            "classic runs with a cost estimate, no billing",
+            cost.share,
+            0.995,
+            f"{cost.runs} terminal classic-compute runs; rates inferred for"
+            f" {', '.join(sorted(inferred)) or 'none'}",
+            at_least=True,
+        )
+    )
+    report.add(
+        _percent_row(section, "per-job median error vs true list price", cost.median_error, 0.15)
+    )
+    failures = targets.failure_figures(sim.db, ws)
+    with _step(f"extract with nothing new ({cloud})"):
+        again = sim.extract_into()
+
+    cut = ws.now_ms - 10 * DAY_MS
+    usage, prices = folder / f"usage-{cloud}.csv", folder / f"prices-{cloud}.csv"
+    ws.write_billing_csv(str(usage), None, cut)
+    ws.write_list_prices_csv(str(prices))
+    with sim.store.connect() as con:
+        import_list_prices(con, prices)
+        import_billing(con, usage)
+    cal = targets.calibration_figures(sim.db, ws, cut)
+    report.add(
+        _percent_row(
+            section,
+            "billed runs (first 20 days) costed exactly",
+            cal["billed_exact_share"],
+            1.0,
+            f"{cal['billed_runs']:.0f} runs",
+            at_least=True,
+        )
+    )
+    sources = ", ".join(
+        f"{k.removeprefix('last10_')} {v:.0f}"
+        for k, v in cal.items()
+        if k.startswith("last10_") and k != "last10_uncalibrated_true_cost"
+    )
+    for metric, key, limit in (("median", "median_error", 0.05), ("p90", "p90_error", 0.15)):
+        report.add(
+            _percent_row(
+                section,
+                f"calibrated, last 10 days: per-job {metric} error vs billing",
+                cal[key],
+                limit,
+                f"{cal['jobs']:.0f} jobs, serverless included; runs by cost source: {sources}",
+            )
+        )
+
+    sim.advance(6 * 3600)
+    with _step(f"extract 6 hours later ({cloud})"):
+        later = sim.extract_into()
+    clusters = targets.all_purpose_clusters(sim.db)
+    gets = cold.get("clusters/get") + again.get("clusters/get") + later.get("clusters/get")
+    report.add(
+        _ratio_row(
+            section,
+            "clusters/get per all-purpose cluster per day",
+            gets / max(1, len(clusters)),
+            1.0,
+            "per cluster",
+            f"{gets} requests over 3 extracts within 6 hours, {len(clusters)} clusters",
+        )
+    )
+    instances = targets.autoscaling_instances(sim.db)
+    events = (
+        cold.get("clusters/events") + again.get("clusters/events") + later.get("clusters/events")
+    )
+    report.add(
+        Row(
+            section,
+            "clusters/events per autoscaling cluster instance",
+            f"{events} for {len(instances)}",
+            "1 each",
+            events / len(instances) if instances else None,
+            events == len(instances),
+            f"cold extract: {cold.total} requests ({cold.note()})",
+        )
+    )
+    return failures, cold.get("jobs/runs/get-output"), again.get("jobs/runs/get-output")
+
+
 # -- the whole benchmark -------------------------------------------------------------------------
 
 
@@ -1189,6 +1394,7 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
             ("load", bench_load),
             ("memory", bench_memory),
             ("views", bench_views),
+            ("cost", bench_cost),
         ]
         for name, bench in sections:
             if name in wanted:
