@@ -133,3 +133,15 @@ def test_demo_builds_a_store_of_the_cloud_asked(
     assert nodes and all(n.startswith("Standard_") for n in nodes)
     code, out = jobruns(capsys, "demo", "--cloud", "oracle", "--db", str(db))
     assert code == 2 and "oracle" in out
+
+
+def test_simulator_command_line_takes_the_cloud(tmp_path: Path) -> None:
+    from extractor.dev.simulator.__main__ import main
+
+    prices = tmp_path / "prices.csv"
+    args = ["--cloud", "azure", "--runs", "30", "--jobs", "12", "--prices-csv", str(prices)]
+    assert main(args) == 0
+    rows = list(csv.DictReader(prices.read_text(encoding="utf-8").splitlines()))
+    assert rows and {r["cloud"] for r in rows} == {"AZURE"}
+    with pytest.raises(SystemExit):
+        main(["--cloud", "oracle"])
