@@ -27,7 +27,7 @@ TRANSIENT_TERMINATION_CODES: Final = frozenset(
 )
 
 # Termination reasons in a cluster's state message ("Reason: SPOT_INSTANCE_TERMINATION ...");
-# a signature titled "Cluster terminated: <reason> (...)" by analytics.signatures carries one.
+# a signature titled "Cluster terminated: <reason>" by analytics.signatures carries one.
 TRANSIENT_REASONS: Final = frozenset(
     {
         "CLOUD_PROVIDER_LAUNCH_FAILURE",

@@ -8,8 +8,8 @@ Where the cause is read from, first match wins:
 1. A timeout ("Run timed out", "task timed out", result TIMEDOUT) is one fixed signature.
 2. With no error and no trace (cluster launch failures, spot loss, an unreachable driver) the
    state message is the cause: its termination reason ("Reason: X", "code: X", "X(CLOUD_FAILURE)";
-   "Cloud Provider Launch Failure" reads as CLOUD_PROVIDER_LAUNCH_FAILURE) or else its
-   template, together with the termination code.
+   "Cloud Provider Launch Failure" reads as CLOUD_PROVIDER_LAUNCH_FAILURE) alone, or else its
+   template together with the termination code.
 3. A Databricks error class in brackets ([TABLE_OR_VIEW_NOT_FOUND]): the class and the first
    sentence of its message. The last class in the error wins (the innermost of a chain), else
    the last in the trace.
@@ -52,7 +52,7 @@ from typing import TypeVar
 
 _T = TypeVar("_T")
 
-SIGNATURE_VERSION: int = 1
+SIGNATURE_VERSION: int = 2
 
 _MAX_INPUT = 32 * 1024
 _SCAN_END = 8 * 1024
@@ -134,8 +134,9 @@ def _from_state(state: str, code: str) -> Signature:
     m = _REASON.search(state)
     if m:
         reason = m.group(1) or m.group(2) or m.group(3).upper().replace(" ", "_")
-        title = f"Cluster terminated: {reason}" + (f" ({code})" if code else "")
-        return _make(f"reason:{reason}:{code}", title, None)
+        # The reason is the cause; the task's termination code for it varies (a driver that is
+        # unreachable ends one task as CLUSTER_ERROR, another as DRIVER_ERROR).
+        return _make(f"reason:{reason}", f"Cluster terminated: {reason}", None)
     line = _first_line(state)
     if not line:
         return _make(f"code:{code}", code, None)
