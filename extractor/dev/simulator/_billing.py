@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import _catalog
+from . import _catalog, _cost
 from ._model import HOUR_MS, RunRec, TaskRun
 from ._render import visible_tasks
 
@@ -170,10 +170,9 @@ class Billing:
         self.slices = [s for u in self.usages for s in self._split(u)]
 
     # -------------------------------------------------------------------- hidden rates
-    def job_factor(self, job_id: int, autoscale: bool) -> float:
-        """Workers really used over the estimate's (fixed size: startup and spot churn)."""
-        r = _rng(self.seed, "job-factor", job_id)
-        return r.uniform(0.55, 1.15) if autoscale else r.uniform(0.92, 1.2)
+    def job_factor(self, job_id: int) -> float:
+        """What a job's clusters bill over their nodes' list rate: startup, spot churn, disks."""
+        return _rng(self.seed, "job-factor", job_id).uniform(0.92, 1.2)
 
     def serverless_dbu_per_hour(self, job_id: int) -> float:
         return _rng(self.seed, "serverless", job_id).uniform(1.5, 12.0)
@@ -224,21 +223,23 @@ class Billing:
         for cluster_id, tasks in instances.items():
             spec = self._spec(run, tasks[0])
             auto = spec.get("autoscale") or {}
+            start = min(t.start for t in tasks)
+            end = min(max(t.end for t in tasks), self.now)
             workers = spec.get("num_workers")
             if workers is None:
-                workers = (auto.get("min_workers", 0) + auto.get("max_workers", 0)) / 2
+                # The hidden worker trajectory that clusters/events reports.
+                lo, hi = auto.get("min_workers", 0), auto.get("max_workers", 0)
+                workers = _cost.mean_workers(self.seed, cluster_id, start, end, lo, hi)
             pools = self.facts.pools
             pool = pools.get(spec.get("instance_pool_id") or "", ("", None))[1]
             driver_pool = pools.get(spec.get("driver_instance_pool_id") or "", ("", pool))[1]
             worker = spec.get("node_type_id") or pool
             driver = spec.get("driver_node_type_id") or driver_pool
             rate = self._node(driver) + workers * self._node(worker)
-            rate *= self._photon(spec, "jobs") * self.job_factor(job.job_id, bool(auto))
+            rate *= self._photon(spec, "jobs") * self.job_factor(job.job_id)
             rate *= _rng(self.seed, "instance", cluster_id).uniform(0.97, 1.03)
             photon = spec.get("runtime_engine") == "PHOTON"
             sku = "PREMIUM_JOBS_COMPUTE" + ("_(PHOTON)" if photon else "")
-            start = min(t.start for t in tasks)
-            end = min(max(t.end for t in tasks), self.now)
             meta = {
                 "cluster_id": cluster_id,
                 "job_id": str(job.job_id),
@@ -283,7 +284,11 @@ class Billing:
         """An all-purpose cluster bills to the cluster only, while job work runs on it."""
         for cluster_id, work in sorted(self._ap_work.items()):
             spec = _catalog.all_purpose_cluster(self.seed, cluster_id, self.now, self.facts.name)
-            workers = spec.get("num_workers") or (spec.get("autoscale") or {}).get("max_workers", 0)
+            auto = spec.get("autoscale") or {}
+            workers = spec.get("num_workers")
+            if workers is None:
+                # No hidden trajectory for a long-lived all-purpose cluster: its mean size.
+                workers = (auto.get("min_workers", 0) + auto.get("max_workers", 0)) / 2
             rate = self._node(spec.get("driver_node_type_id")) + workers * self._node(
                 spec.get("node_type_id")
             )

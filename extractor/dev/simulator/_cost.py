@@ -79,6 +79,14 @@ def events(
     return out
 
 
+def mean_workers(seed: int, cluster_id: str, start: int, end: int, lo: int, hi: int) -> float:
+    """The time-weighted worker count of an autoscaling cluster over [start, end]."""
+    if end <= start:
+        return float(lo)
+    steps = trajectory(seed, cluster_id, start, end, lo, hi)
+    return _workers_integral(steps, start, end) / (end - start)
+
+
 def _workers_integral(steps: list[tuple[int, int]], start: int, end: int) -> float:
     """Worker-milliseconds over [start, end]; the first count holds before its time too."""
     total = 0.0
