@@ -37,6 +37,24 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def host_token_options(func: F) -> F:
+    """--host and --token, as every command that signs in to one workspace takes them."""
+    func = click.option(
+        "--token", help="Personal access token (else DATABRICKS_TOKEN or the profile)."
+    )(func)
+    return click.option(
+        "--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host)."
+    )(func)
+
+
+def workspace_options(func: F) -> F:
+    """--host, --token and --profile: the one workspace a command signs in to."""
+    func = click.option(
+        "--profile", help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE)."
+    )(func)
+    return host_token_options(func)
+
+
 def db_path(db: str | None) -> Path:
     from extractor.config import resolve_db_path
 

@@ -11,21 +11,12 @@ from typing import Any
 
 import click
 
-from extractor.cli._common import cli, db_option, db_path, duration, now
+from extractor.cli._common import cli, db_option, db_path, duration, now, workspace_options
 from extractor.errors import JobrunsError, UsageError
-
-_workspace_options = [
-    click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host)."),
-    click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile)."),
-    click.option("--profile", help="Profile of ~/.databrickscfg."),
-    db_option,
-]
 
 
 def _workspace(func: Any) -> Any:
-    for option in reversed(_workspace_options):
-        func = option(func)
-    return func
+    return workspace_options(db_option(func))
 
 
 def _guard(func: Any) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from extractor.cli._common import auth_type_option, cli
+from extractor.cli._common import auth_type_option, cli, workspace_options
 from extractor.errors import JobrunsError
 
 
@@ -18,9 +18,7 @@ def auth() -> None:
 
 
 @auth.command()
-@click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
-@click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
-@click.option("--profile", help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE).")
+@workspace_options
 @auth_type_option
 def describe(
     host: str | None, token: str | None, profile: str | None, auth_type: str | None

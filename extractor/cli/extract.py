@@ -15,6 +15,7 @@ from extractor.cli._common import (
     db_option,
     db_path,
     duration,
+    host_token_options,
     now,
     stderr,
 )
@@ -23,8 +24,7 @@ from extractor.errors import JobrunsError, UsageError
 
 
 @cli.command()
-@click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
-@click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
+@host_token_options
 @click.option(
     "--profile",
     "profiles",

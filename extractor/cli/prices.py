@@ -16,6 +16,7 @@ from extractor.cli._common import (
     db_path,
     duration,
     now,
+    workspace_options,
     writable_store,
 )
 
@@ -85,9 +86,7 @@ def billing_import(file: Path, prices: bool, db: str | None) -> None:
     show_default=True,
     help="How long a query may wait for the warehouse to start and answer.",
 )
-@click.option("--host", help="Workspace URL (else DATABRICKS_HOST or the profile's host).")
-@click.option("--token", help="Personal access token (else DATABRICKS_TOKEN or the profile).")
-@click.option("--profile", help="Profile of ~/.databrickscfg (or DATABRICKS_CONFIG_FILE).")
+@workspace_options
 @auth_type_option
 @db_option
 def billing_sync(
