@@ -342,7 +342,7 @@ def test_sync_loads_the_same_rows_as_an_import_of_the_export(
     assert via_sync == via_import
 
 
-def test_a_principal_without_can_use_on_the_warehouse_is_told_so() -> None:
+def test_a_principal_without_can_use_on_the_warehouse_is_told_so(small_server: SimServer) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             403,
@@ -352,9 +352,9 @@ def test_a_principal_without_can_use_on_the_warehouse_is_told_so() -> None:
             },
         )
 
-    config = resolve_workspace(
-        host="https://dbc-1.cloud.databricks.com", token="dapi" + "x" * 32, env={}
-    )
+    # Signed in against the simulator (the SDK reads its host metadata there); every request
+    # of the client then goes to the handler.
+    config = resolve_workspace(host=small_server.url, token=small_server.token, env={})
     with (
         JobsClient(config, transport=httpx.MockTransport(handler)) as client,
         pytest.raises(PermissionDeniedError) as caught,
