@@ -47,10 +47,14 @@ def _posted(sim: Sim, path: str = REPAIR) -> list[dict[str, Any]]:
     return [e for e in sim.server.request_log("POST") if e["path"] == path]
 
 
+# Failed runs that are the latest attempt of their logical run (no retry of any later number).
 FAILED = (
-    "SELECT run_id FROM runs WHERE NOT is_active AND deleted_at IS NULL"
+    "SELECT run_id FROM runs AS r WHERE NOT is_active AND deleted_at IS NULL"
     " AND (result_state IN ('FAILED', 'TIMEDOUT') OR life_cycle_state = 'INTERNAL_ERROR')"
-    " AND run_id NOT IN (SELECT original_attempt_run_id FROM runs WHERE attempt_number > 0)"
+    " AND NOT EXISTS (SELECT 1 FROM runs AS o"
+    "   WHERE coalesce(o.original_attempt_run_id, o.run_id)"
+    "     = coalesce(r.original_attempt_run_id, r.run_id)"
+    "   AND coalesce(o.attempt_number, 0) > coalesce(r.attempt_number, 0))"
 )
 
 
