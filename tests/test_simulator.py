@@ -246,10 +246,12 @@ def test_for_each_iterations_are_only_in_the_task_run(ws: Workspace) -> None:
 
 
 @pytest.mark.slow
-def test_fifty_thousand_runs_generate_quickly() -> None:
+def test_fifty_thousand_runs_generate_in_linear_time() -> None:
+    # Benchmarks and memory tests generate 50,000 to 200,000 runs: generation must stay linear
+    # (a few seconds here), never quadratic. A generous bound, not a speed target.
     t = time.perf_counter()
     big = Workspace.generate(1, runs=50_000, now_ms=NOW)
-    assert time.perf_counter() - t < 10
+    assert time.perf_counter() - t < 60
     assert len(big.runs) == 50_000
 
 
