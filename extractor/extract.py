@@ -253,6 +253,10 @@ class Extraction:
     # -- the story ---------------------------------------------------------------------
 
     def run(self) -> ExtractResult:
+        with self.store.holding():
+            return self._run()
+
+    def _run(self) -> ExtractResult:
         started = self.now()
         t0 = ms(started)
         self.store.initialize()

@@ -1,7 +1,8 @@
 """The DuckDB store: schema, migrations, upserts, extraction state and the extract log.
 
-It knows nothing of HTTP. Writes happen in short transactions on short-lived connections so
-that readers in other processes can get in between; upserts never rely on key constraints.
+It knows nothing of HTTP. Writes happen in short transactions; an extract keeps the file open
+across them for about a second at a time, then lets go of it so that readers in other processes
+get in. Upserts never rely on key constraints.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ WRITER_MEMORY_LIMIT = "64MB"
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
+# An extract keeps the file open across its write transactions for HOLD_S at most, then closes
+# it (closing checkpoints) and leaves it closed for GAP_S at least, for other processes.
+HOLD_S = 1.0
+GAP_S = 0.15
+# The WAL a held file may grow to before DuckDB checkpoints it (its default is 16 MB).
+HELD_WAL_LIMIT = "256MB"
+# How often an open tries again while the file is held: well within GAP_S.
+RETRY_MAX_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def open_connection(
         except duckdb.IOException as exc:
             if _is_lock_error(exc) and time.monotonic() < deadline:
                 time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                delay = min(delay * 2, RETRY_MAX_S)
                 continue
             if _is_lock_error(exc):
                 raise StoreError(
@@ -157,6 +166,57 @@ def _file_lock(path: Path) -> threading.RLock:
         return _FILE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
 
+class _Holder:
+    """Keeps a store file open in this process across write transactions, a second at a time.
+
+    Connections of one process to one file share a DuckDB instance, which checkpoints and lets go
+    of the file when its last connection closes. A transaction on a connection of its own thus
+    paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
+    nothing, and the checkpoints come from DuckDB's WAL size alone. A thread closes the held
+    connection after HOLD_S (waiting for the transaction in progress), and the file stays closed
+    for GAP_S (the process's next open waits) so that other processes' readers get their turn.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users = 0
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.opened_at = 0.0
+        self.closed_at = -GAP_S
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def hold(self, wait_s: float) -> None:
+        """Open the file unless it is held already, first waiting out what is left of the gap
+        since it was let go of. Called under the file lock, before a connection of the process
+        opens."""
+        if self.con is None:
+            time.sleep(max(0.0, self.closed_at + GAP_S - time.monotonic()))
+            self.con = open_connection(self.path, wait_s=wait_s)
+            # Letting go checkpoints anyway: no checkpoint of DuckDB's own in between.
+            self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
+            self.opened_at = time.monotonic()
+
+    def release(self) -> None:
+        """Close the held connection (under the file lock): the checkpoint happens here."""
+        if self.con is not None:
+            con, self.con = self.con, None
+            try:
+                con.close()
+            finally:
+                self.closed_at = time.monotonic()
+
+    def watch(self) -> None:
+        lock = _file_lock(self.path)
+        while not self.stop.wait(0.05):
+            if self.con is not None and time.monotonic() - self.opened_at >= HOLD_S:
+                with lock:
+                    self.release()
+
+
+_HOLDERS: dict[Path, _Holder] = {}
+
+
 class Store:
     """A jobruns DuckDB file. Connections are opened per unit of work and closed after it."""
 
@@ -166,10 +226,46 @@ class Store:
     # -- connections -------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep the file open across the write transactions of the block, a second at a time
+        (see _Holder): what an extract does. Nested and concurrent blocks (a fleet's threads)
+        share one holder; the file is let go of when the last block ends."""
+        key = self.path.resolve()
+        with _file_lock(self.path):
+            holder = _HOLDERS.get(key)
+            if holder is None:
+                holder = _HOLDERS[key] = _Holder(self.path)
+                holder.thread = threading.Thread(
+                    target=holder.watch, name="store-holder", daemon=True
+                )
+                holder.thread.start()
+            holder.users += 1
+        try:
+            yield
+        finally:
+            with _file_lock(self.path):
+                holder.users -= 1
+                last = holder.users == 0
+                if last:
+                    del _HOLDERS[key]
+                    holder.stop.set()
+                    holder.release()
+            if last and holder.thread is not None:
+                holder.thread.join()
+
+    @contextlib.contextmanager
     def connect(
         self, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         with _file_lock(self.path):
+            holder = _HOLDERS.get(self.path.resolve())
+            if holder is not None:
+                # A read-only open needs the file closed in this process (DuckDB refuses
+                # connections of one process to one file with different settings).
+                if read_only:
+                    holder.release()
+                else:
+                    holder.hold(wait_s)
             con = open_connection(self.path, read_only=read_only, wait_s=wait_s)
             # A setting of the database instance, not of a file: set per open, not at connect
             # (a connect-time setting would refuse other connections of this process to it).
