@@ -3,7 +3,8 @@
 It orchestrates the client (HTTP) and the store (DuckDB): `plan` (extractor.plan) says which
 windows to read and where the watermark ends; this module decides which runs to re-fetch,
 completes them, and saves the plan's state only once everything read is stored. It never
-writes from more than one thread and never moves the watermark past unstored data.
+writes from two threads at once (run batches are stored by a writer thread, which is done before
+anything else is written) and never moves the watermark past unstored data.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from extractor.flatten import (
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
 from extractor.schema import STATE_TABLES
-from extractor.store import LOCK_WAIT_S, RunSignature, Store, is_interrupt
+from extractor.store import LOCK_WAIT_S, RunSignature, RunWriter, Store, is_interrupt
 
 log = logging.getLogger("jobruns.extract")
 
@@ -360,11 +361,12 @@ class Extraction:
                     call = functools.partial(self._complete, "get", stub)
                     work.add_run(call, functools.partial(self._on_refresh, run_id, stub))
             phase = "listing" if len(ranges) == 1 else "listing and rescanning"
-            for fut, handler in work.results():
-                handler(fut)
-                self._report(phase, reading.fraction_read())
-                self._maybe_flush()
-            self._flush()
+            with RunWriter(self.store, self.workspace_id) as self._writer:
+                for fut, handler in work.results():
+                    handler(fut)
+                    self._report(phase, reading.fraction_read())
+                    self._maybe_flush()
+                self._flush()
             self._queue_clusters()
             self._queue_events()
             if self.options.errors:
@@ -776,8 +778,7 @@ class Extraction:
         for item in sorted(flat.unknown - self._unknown_logged):
             log.warning("unknown %s %r: kept as it came (raw JSON, plain strings)", *item)
         self._unknown_logged |= flat.unknown
-        with self.store.transaction() as con:
-            self.store.upsert_runs(con, self.workspace_id, flat)
+        self._writer.store(flat)
         self.result.changed_run_ids.update(flat.runs.column("run_id").to_pylist())
         self._clusters_used.update(
             c for c in flat.tasks.column("existing_cluster_id").to_pylist() if c is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -36,14 +37,27 @@ WRITER_MEMORY_LIMIT = "64MB"
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
-# An extract keeps the file open across its write transactions for HOLD_S at most, then closes
-# it (closing checkpoints) and leaves it closed for GAP_S at least, for other processes.
-HOLD_S = 1.0
+# An extract keeps the file open across its write transactions until another process waits
+# for it (see WAITING_SUFFIX), or for HOLD_S at most (for programs that do not say so), then
+# closes it (closing checkpoints) and leaves it closed for GAP_S at least.
+HOLD_S = 10.0
 GAP_S = 0.15
-# The WAL a held file may grow to before DuckDB checkpoints it (its default is 16 MB).
-HELD_WAL_LIMIT = "256MB"
+# The WAL a held file may grow to before DuckDB checkpoints it (its default is 16 MB): bounds
+# the checkpoint a waiting reader waits for.
+HELD_WAL_LIMIT = "64MB"
 # How often an open tries again while the file is held: well within GAP_S.
 RETRY_MAX_S = 0.05
+# A jobruns process waiting for the file touches STORE.waiting; the holder lets go on seeing it.
+WAITING_SUFFIX = ".waiting"
+
+
+def waiting_path(path: Path) -> Path:
+    return path.with_name(path.name + WAITING_SUFFIX)
+
+
+def _say_waiting(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        waiting_path(path).touch()
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ def open_connection(
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if _is_lock_error(exc) and time.monotonic() < deadline:
+                _say_waiting(path)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
@@ -173,15 +188,16 @@ class _Holder:
     of the file when its last connection closes. A transaction on a connection of its own thus
     paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
     nothing, and the checkpoints come from DuckDB's WAL size alone. A thread closes the held
-    connection after HOLD_S (waiting for the transaction in progress), and the file stays closed
-    for GAP_S (the process's next open waits) so that other processes' readers get their turn.
+    connection (after the transaction in progress) as soon as another jobruns process says it
+    waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
+    process's next open waits) so that the other process gets its turn.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.users = 0
         self.con: duckdb.DuckDBPyConnection | None = None
-        self.opened_at = 0.0
+        self.opened_at = self.opened_wall = 0.0
         self.closed_at = -GAP_S
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -195,7 +211,7 @@ class _Holder:
             self.con = open_connection(self.path, wait_s=wait_s)
             # Letting go checkpoints anyway: no checkpoint of DuckDB's own in between.
             self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
-            self.opened_at = time.monotonic()
+            self.opened_at, self.opened_wall = time.monotonic(), time.time()
 
     def release(self) -> None:
         """Close the held connection (under the file lock): the checkpoint happens here."""
@@ -208,10 +224,21 @@ class _Holder:
 
     def watch(self) -> None:
         lock = _file_lock(self.path)
+        note = waiting_path(self.path)
         while not self.stop.wait(0.05):
-            if self.con is not None and time.monotonic() - self.opened_at >= HOLD_S:
+            if self.con is not None and (
+                time.monotonic() - self.opened_at >= HOLD_S or self._waited_on(note)
+            ):
                 with lock:
                     self.release()
+
+    def _waited_on(self, note: Path) -> bool:
+        """Whether another process said it waits for the file since it was opened."""
+        try:
+            touched = note.stat().st_mtime
+        except OSError:
+            return False
+        return touched >= self.opened_wall
 
 
 _HOLDERS: dict[Path, _Holder] = {}
@@ -250,6 +277,8 @@ class Store:
                     del _HOLDERS[key]
                     holder.stop.set()
                     holder.release()
+                    with contextlib.suppress(OSError):
+                        waiting_path(self.path).unlink()
             if last and holder.thread is not None:
                 holder.thread.join()
 
@@ -663,6 +692,51 @@ class Store:
         )
 
 
+class RunWriter:
+    """Stores batches of flattened runs on a thread of its own, in order, one transaction
+    each, while the caller (the extract) goes on reading and flattening: DuckDB works without
+    Python's lock, so a second core is used. One batch waits at most (bounded memory). Leaving
+    the block waits for every batch to be stored and raises the writer's error, if any; leaving
+    it on an error or Ctrl-C drops the waiting batch and lets the one being written finish.
+    """
+
+    def __init__(self, store: Store, workspace_id: str) -> None:
+        self._store, self._workspace_id = store, workspace_id
+        self._batches: queue.Queue[FlatRuns | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="store-writer", daemon=True)
+
+    def __enter__(self) -> RunWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            with contextlib.suppress(queue.Empty):
+                self._batches.get_nowait()
+        self._batches.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise()
+
+    def store(self, flat: FlatRuns) -> None:
+        self._raise()
+        self._batches.put(flat)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _write(self) -> None:
+        while (flat := self._batches.get()) is not None:
+            if self._error is None:
+                try:
+                    with self._store.transaction() as con:
+                        self._store.upsert_runs(con, self._workspace_id, flat)
+                except BaseException as exc:  # raised again on the extract's thread
+                    self._error = exc
+
+
 def read_state(con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[str, Any]:
     row = con.execute(
         f"SELECT {', '.join(STATE_COLUMNS)} FROM extract_state WHERE workspace_id = ?",
@@ -693,6 +767,7 @@ def fetch_dicts(
 
 __all__ = [
     "RunSignature",
+    "RunWriter",
     "Store",
     "fetch_dicts",
     "insert_arrow",

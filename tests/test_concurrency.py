@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +103,49 @@ def test_a_lock_left_by_a_killed_extract_is_taken_over(tmp_path: Path) -> None:
     with ExtractLock(db):
         assert lock_path(db).read_text().startswith("pid ")
         assert f"pid {holder.pid} " not in lock_path(db).read_text()
+
+
+def test_a_reader_waiting_for_a_store_an_extract_holds_gets_in_within_a_second(
+    tmp_path: Path,
+) -> None:
+    # An extract keeps the file open across its write transactions (up to 10 s), and lets go
+    # when a jobruns process says it waits. Here this process writes as an extract does.
+    db = tmp_path / "store.duckdb"
+    store = Store(db)
+    store.initialize()
+    stop = threading.Event()
+
+    def write() -> None:
+        with store.holding():
+            while not stop.is_set():
+                with store.transaction() as con:
+                    con.execute("INSERT INTO extract_state (workspace_id, host) VALUES ('w', 'h')")
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.3)  # the file is held now
+        reader = subprocess.run(
+            jobruns_argv_python(
+                "import time; from pathlib import Path; from extractor.store import"
+                f" open_connection; began = time.monotonic(); con = open_connection(Path({str(db)!r}),"
+                " read_only=True); print(time.monotonic() - began,"
+                " con.execute('SELECT count(*) FROM extract_state').fetchone()[0])"
+            ),
+            env=clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        writer.join()
+    assert reader.returncode == 0, reader.stderr
+    waited, rows = reader.stdout.split()
+    assert float(waited) < 1.0
+    assert int(rows) > 0
+    assert not (tmp_path / "store.duckdb.waiting").exists()
 
 
 def jobruns_argv_python(code: str) -> list[str]:
