@@ -182,20 +182,32 @@ class FlatRuns:
 
 
 class _Columns:
-    """Rows of one store table, as dicts; missing keys are NULL. pyarrow turns the whole list
-    into a struct array at once, in C++: far cheaper than appending value by value."""
+    """Rows of one store table, as dicts; missing keys are NULL. pyarrow turns a list of them
+    into a struct array at once, in C++: far cheaper than appending value by value. Every
+    CHUNK_ROWS rows become Arrow, so that few row dicts are alive at a time."""
+
+    CHUNK_ROWS = 1024
 
     def __init__(self, table: str) -> None:
         self.table = table
         self.names = list(TABLES[table])
+        self.struct = pa.struct(list(arrow_schema(table)))
         self.rows: list[Mapping[str, Any]] = []
+        self.chunks: list[pa.Array] = []
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.rows.append(row)
+        if len(self.rows) >= self.CHUNK_ROWS:
+            self._convert()
+
+    def _convert(self) -> None:
+        self.chunks.append(pa.array(self.rows, type=self.struct))
+        self.rows = []
 
     def to_arrow(self) -> pa.Table:
-        struct = pa.struct(list(arrow_schema(self.table)))
-        return pa.Table.from_struct_array(pa.array(self.rows, type=struct))
+        if self.rows or not self.chunks:
+            self._convert()
+        return pa.Table.from_struct_array(pa.chunked_array(self.chunks, type=self.struct))
 
 
 def dumps(value: Any) -> str:

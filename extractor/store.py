@@ -42,9 +42,6 @@ LOCK_WAIT_S = 30.0
 # closes it (closing checkpoints) and leaves it closed for GAP_S at least.
 HOLD_S = 10.0
 GAP_S = 0.15
-# The WAL a held file may grow to before DuckDB checkpoints it (its default is 16 MB): bounds
-# the checkpoint a waiting reader waits for.
-HELD_WAL_LIMIT = "64MB"
 # How often an open tries again while the file is held: well within GAP_S.
 RETRY_MAX_S = 0.05
 # A jobruns process waiting for the file touches STORE.waiting; the holder lets go on seeing it.
@@ -187,7 +184,8 @@ class _Holder:
     Connections of one process to one file share a DuckDB instance, which checkpoints and lets go
     of the file when its last connection closes. A transaction on a connection of its own thus
     paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
-    nothing, and the checkpoints come from DuckDB's WAL size alone. A thread closes the held
+    nothing, and the checkpoints come from DuckDB's WAL size alone (16 MB, which bounds what
+    letting go has left to checkpoint). A thread closes the held
     connection (after the transaction in progress) as soon as another jobruns process says it
     waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
     process's next open waits) so that the other process gets its turn.
@@ -209,8 +207,6 @@ class _Holder:
         if self.con is None:
             time.sleep(max(0.0, self.closed_at + GAP_S - time.monotonic()))
             self.con = open_connection(self.path, wait_s=wait_s)
-            # Letting go checkpoints anyway: no checkpoint of DuckDB's own in between.
-            self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
             self.opened_at, self.opened_wall = time.monotonic(), time.time()
 
     def release(self) -> None:
@@ -695,7 +691,8 @@ class Store:
 class RunWriter:
     """Stores batches of flattened runs on a thread of its own, in order, one transaction
     each, while the caller (the extract) goes on reading and flattening: DuckDB works without
-    Python's lock, so a second core is used. One batch waits at most (bounded memory). Leaving
+    Python's lock, so a second core is used. A batch is handed over once the one before it is
+    stored: two batches at most are alive, the one written and the one flattened. Leaving
     the block waits for every batch to be stored and raises the writer's error, if any; leaving
     it on an error or Ctrl-C drops the waiting batch and lets the one being written finish.
     """
@@ -720,6 +717,7 @@ class RunWriter:
             self._raise()
 
     def store(self, flat: FlatRuns) -> None:
+        self._batches.join()
         self._raise()
         self._batches.put(flat)
 
@@ -735,6 +733,8 @@ class RunWriter:
                         self._store.upsert_runs(con, self._workspace_id, flat)
                 except BaseException as exc:  # raised again on the extract's thread
                     self._error = exc
+            del flat
+            self._batches.task_done()
 
 
 def read_state(con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[str, Any]:
