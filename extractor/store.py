@@ -44,6 +44,10 @@ HOLD_S = 10.0
 GAP_S = 0.15
 # How often an open tries again while the file is held: well within GAP_S.
 RETRY_MAX_S = 0.05
+# The WAL a held file may grow to before DuckDB checkpoints it (DuckDB's default is 16 MB).
+# Each checkpoint compresses and rewrites the tables' last row groups: fewer is faster, while
+# letting go of the file for a reader waits for what is left of it.
+HELD_WAL_LIMIT = "64MB"
 # A jobruns process waiting for the file touches STORE.waiting; the holder lets go on seeing it.
 WAITING_SUFFIX = ".waiting"
 
@@ -184,8 +188,8 @@ class _Holder:
     Connections of one process to one file share a DuckDB instance, which checkpoints and lets go
     of the file when its last connection closes. A transaction on a connection of its own thus
     paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
-    nothing, and the checkpoints come from DuckDB's WAL size alone (16 MB, which bounds what
-    letting go has left to checkpoint). A thread closes the held
+    nothing, and the checkpoints come from the WAL's size alone (HELD_WAL_LIMIT, which also
+    bounds what letting go has left to checkpoint). A thread closes the held
     connection (after the transaction in progress) as soon as another jobruns process says it
     waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
     process's next open waits) so that the other process gets its turn.
@@ -207,6 +211,7 @@ class _Holder:
         if self.con is None:
             time.sleep(max(0.0, self.closed_at + GAP_S - time.monotonic()))
             self.con = open_connection(self.path, wait_s=wait_s)
+            self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
             self.opened_at, self.opened_wall = time.monotonic(), time.time()
 
     def release(self) -> None:
