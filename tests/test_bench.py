@@ -55,6 +55,7 @@ def test_section_names_are_checked_and_only_views_keeps_its_size() -> None:
         bench_config(skip="network")
 
 
+@pytest.mark.slow
 def test_request_counts_take_every_endpoint_an_extract_reads_and_only_its_2xx(
     make_sim: MakeSim,
 ) -> None:

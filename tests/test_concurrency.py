@@ -32,7 +32,9 @@ def wait_for_requests(live: LiveSim, proc: subprocess.Popen[str], count: int = 1
 
 
 @pytest.mark.parametrize(
-    "until_done", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["once", "until_done"]
+    "until_done",
+    [pytest.param(False, marks=pytest.mark.slow), pytest.param(True, marks=pytest.mark.slow)],
+    ids=["once", "until_done"],
 )
 def test_while_an_extract_runs_readers_work_and_a_second_extract_is_refused(
     tmp_path: Path, until_done: bool

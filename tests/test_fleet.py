@@ -63,6 +63,7 @@ def test_all_profiles_extract_each_workspace_into_one_store(
         assert f"workspace {workspace_id}" in status.output
 
 
+@pytest.mark.slow
 def test_one_failing_workspace_does_not_stop_the_others(
     make_sim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

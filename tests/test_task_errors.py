@@ -38,6 +38,8 @@ def _errors(sim: Sim) -> dict[int, dict[str, Any]]:
         return {row[1]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
+# The same targets are measured by `jobruns bench --only cost` on three other workspaces.
+@pytest.mark.slow
 def test_every_failed_task_run_gets_its_error_once_and_grouping_matches_the_families(
     make_sim: MakeSim,
 ) -> None:
