@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from extractor.analytics.cost import load_system_tables
+from extractor.analytics.cost import JSON_COLUMNS, load_system_tables
 from extractor.client import JobsClient
 from extractor.errors import UsageError
 from extractor.statements import query_arrow
@@ -35,11 +35,8 @@ _PRICES = (
 )
 USAGE_COLUMNS = tuple(_USAGE.split())
 PRICE_COLUMNS = tuple(_PRICES.split())
-# Struct and map columns come back as JSON text, the form the loader reads from CSV exports
-# (Arrow results of complex types differ between warehouses and connectors).
-JSON_COLUMNS = frozenset(
-    {"custom_tags", "usage_metadata", "identity_metadata", "product_features", "pricing"}
-)
+# Struct and map columns are asked for as JSON text (cost.JSON_COLUMNS), the form the loader
+# reads from CSV exports: Arrow results of complex types differ between warehouses and connectors.
 
 
 @dataclass(frozen=True)

@@ -195,12 +195,10 @@ def _refresh_costs(con: duckdb.DuckDBPyConnection) -> None:
 
 # --- billing exports -------------------------------------------------------------------------
 
-_JSON_COLUMNS = (
-    "custom_tags",
-    "usage_metadata",
-    "identity_metadata",
-    "product_features",
-    "pricing",
+# The struct and map columns of system.billing.usage and list_prices: a Databricks SQL download
+# holds them as JSON text, the form the loader reads (and `billing sync` asks for).
+JSON_COLUMNS = frozenset(
+    {"custom_tags", "usage_metadata", "identity_metadata", "product_features", "pricing"}
 )
 
 
