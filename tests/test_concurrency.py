@@ -39,7 +39,9 @@ def wait_for_requests(live: LiveSim, proc: subprocess.Popen[str], count: int = 1
 def test_while_an_extract_runs_readers_work_and_a_second_extract_is_refused(
     tmp_path: Path, until_done: bool
 ) -> None:
-    latency = 200 if until_done else 60
+    # Slow enough answers that the writer is still running when the second extract, started
+    # after its first request, has imported itself and reaches the lock (a few seconds).
+    latency = 400
     with make_live_sim(tmp_path, 21, runs=120, faults=Faults(latency_ms=latency)) as live:
         Store(live.db).initialize()
         # A notebook's connection, held for the whole extract: a snapshot never blocks it.
