@@ -34,16 +34,16 @@ from extractor.flatten import (
     flatten_instance_pools,
     flatten_jobs,
     flatten_node_types,
-    flatten_runs,
     flatten_task_errors,
     is_active,
     job_signature,
+    prepare_runs,
     task_type,
     worker_intervals,
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
 from extractor.schema import STATE_TABLES
-from extractor.store import LOCK_WAIT_S, RunSignature, RunWriter, Store, is_interrupt
+from extractor.store import LOCK_WAIT_S, RunSignature, RunWriter, Store, StoredRuns, is_interrupt
 
 log = logging.getLogger("jobruns.extract")
 
@@ -367,6 +367,7 @@ class Extraction:
                     self._report(phase, reading.fraction_read())
                     self._maybe_flush()
                 self._flush()
+            self._take_stored(self._writer.stored)
             self._queue_clusters()
             self._queue_events()
             if self.options.errors:
@@ -774,18 +775,18 @@ class Extraction:
         self._last_flush = time.monotonic()
         if not self._buffer:
             return
-        flat = flatten_runs(self._buffer, self.workspace_id, self.now())
-        for item in sorted(flat.unknown - self._unknown_logged):
-            log.warning("unknown %s %r: kept as it came (raw JSON, plain strings)", *item)
-        self._unknown_logged |= flat.unknown
-        self._writer.store(flat)
-        self.result.changed_run_ids.update(flat.runs.column("run_id").to_pylist())
-        self._clusters_used.update(
-            c for c in flat.tasks.column("existing_cluster_id").to_pylist() if c is not None
-        )
-        for column in ("instance_pool_id", "driver_instance_pool_id"):
-            self._pools_used.update(p for p in flat.tasks.column(column).to_pylist() if p)
+        batch = prepare_runs(self._buffer, self.now())
         self._buffer = []
+        self._writer.store(batch)
+        self.result.changed_run_ids.update(batch.run_ids)
+
+    def _take_stored(self, stored: StoredRuns) -> None:
+        """What the writer saw in the runs it stored: unknown values, clusters and pools."""
+        for item in sorted(stored.unknown - self._unknown_logged):
+            log.warning("unknown %s %r: kept as it came (raw JSON, plain strings)", *item)
+        self._unknown_logged |= stored.unknown
+        self._clusters_used |= stored.clusters
+        self._pools_used |= stored.pools
 
     def _write_log(self, result: ExtractResult) -> None:
         # After Ctrl-C, stopping promptly beats waiting for a reader to let go of the file.

@@ -1,13 +1,15 @@
-"""Turn API run and job objects into Arrow tables with exactly the store's columns.
+"""Turn API run and job objects into rows with exactly the store's columns.
 
-Pure functions: dicts in, Arrow tables out. No I/O, no logging, no clock. Unknown fields and
-enum values are kept as they came (raw JSON, plain strings) and reported back to the caller.
+Jobs, clusters, pools and errors: dicts in, Arrow tables out. Runs, the bulk of every extract:
+dicts in, a RunBatch of JSON text out (`prepare_runs`), flattened by DuckDB statements on the
+connection that stores them (`flattened`), or into Arrow tables on a private in-memory DuckDB
+(`flatten_runs`). No I/O, no logging, no clock. Unknown fields and enum values are kept as they
+came (raw JSON, plain strings) and reported back to the caller.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -229,26 +232,6 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _states(obj: Mapping[str, Any], unknown: set[tuple[str, str]]) -> dict[str, Any]:
-    state = obj.get("state") or {}
-    status = obj.get("status") or {}
-    details = status.get("termination_details") or {}
-    out = {
-        "life_cycle_state": state.get("life_cycle_state"),
-        "result_state": state.get("result_state"),
-        "status_state": status.get("state"),
-        "termination_code": _str_or_none(details.get("code")),
-        "termination_type": _str_or_none(details.get("type")),
-        "state_message": details.get("message") or state.get("state_message") or None,
-    }
-    for name in ("life_cycle_state", "result_state", "status_state", "termination_code"):
-        value = out[name]
-        if value is not None and value not in KNOWN_ENUMS[name]:
-            unknown.add((name, str(value)))
-    out["is_active"] = is_active(out["life_cycle_state"], out["status_state"])
-    return out
-
-
 def is_active(life_cycle_state: str | None, status_state: str | None) -> bool:
     """Not finished: any life cycle but the terminal ones (unknown values count as active)."""
     return not (life_cycle_state in TERMINAL_LIFE_CYCLES or status_state == "TERMINATED")
@@ -258,97 +241,12 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _phases(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "queue_duration_ms": _int(obj.get("queue_duration")),
-        "setup_duration_ms": _int(obj.get("setup_duration")),
-        "execution_duration_ms": _int(obj.get("execution_duration")),
-        "cleanup_duration_ms": _int(obj.get("cleanup_duration")),
-    }
-
-
-def _phase_sum(obj: Mapping[str, Any]) -> int:
-    get = obj.get
-    return (
-        int(get("setup_duration") or 0)
-        + int(get("execution_duration") or 0)
-        + int(get("cleanup_duration") or 0)
-    )
-
-
 def task_type(task: Mapping[str, Any]) -> str | None:
     """The task's type: the one key ending in `_task` whose value is an object."""
     for key, value in task.items():
         if key.endswith("_task") and isinstance(value, dict):
             return key
     return None
-
-
-def _compute(
-    task: Mapping[str, Any], run: Mapping[str, Any], job_clusters: Mapping[str, Any]
-) -> dict[str, Any]:
-    ttype = task_type(task)
-    spec: Mapping[str, Any] = task
-    legacy = task.get("run_id") == run.get("run_id")
-    if not ("job_cluster_key" in task or "new_cluster" in task or "existing_cluster_id" in task):
-        cluster_spec = run.get("cluster_spec") or {}
-        if legacy or cluster_spec:
-            spec = cluster_spec
-    cluster: Mapping[str, Any] = {}
-    if spec.get("job_cluster_key"):
-        kind = "job_cluster"
-        cluster = job_clusters.get(spec["job_cluster_key"]) or {}
-    elif spec.get("new_cluster"):
-        kind = "new_cluster"
-        cluster = spec["new_cluster"]
-    elif spec.get("existing_cluster_id"):
-        kind = "existing_cluster"
-    elif ttype in NO_COMPUTE_TASK_TYPES:
-        kind = None
-    else:
-        kind = "serverless"
-    instance = task.get("cluster_instance") or (run.get("cluster_instance") if legacy else None)
-    autoscale = cluster.get("autoscale") or {}
-    num_workers = cluster.get("num_workers")
-    return {
-        "compute_kind": kind,
-        "cluster_id": (instance or {}).get("cluster_id"),
-        "job_cluster_key": spec.get("job_cluster_key"),
-        "existing_cluster_id": spec.get("existing_cluster_id"),
-        "environment_key": task.get("environment_key"),
-        "node_type_id": cluster.get("node_type_id"),
-        "driver_node_type_id": cluster.get("driver_node_type_id") or cluster.get("node_type_id"),
-        "num_workers": _int(num_workers),
-        "autoscale_min_workers": _int(autoscale.get("min_workers")),
-        "autoscale_max_workers": _int(autoscale.get("max_workers")),
-        "workers": _int(num_workers if num_workers is not None else autoscale.get("max_workers")),
-        "spark_version": cluster.get("spark_version"),
-        "runtime_engine": cluster.get("runtime_engine"),
-        "instance_pool_id": cluster.get("instance_pool_id"),
-        "driver_instance_pool_id": cluster.get("driver_instance_pool_id"),
-        "task_type": ttype,
-    }
-
-
-def _task_times(task: Mapping[str, Any], states: Mapping[str, Any]) -> dict[str, Any]:
-    get = task.get
-    setup, execution, cleanup = (
-        get("setup_duration"),
-        get("execution_duration"),
-        get("cleanup_duration"),
-    )
-    queue = get("queue_duration")
-    return {
-        "start_time": ms(get("start_time")),
-        "end_time": ms(get("end_time")),
-        "queue_duration_ms": None if queue is None else int(queue),
-        "setup_duration_ms": None if setup is None else int(setup),
-        "execution_duration_ms": None if execution is None else int(execution),
-        "cleanup_duration_ms": None if cleanup is None else int(cleanup),
-        "duration_ms": None
-        if states["is_active"]
-        else int(setup or 0) + int(execution or 0) + int(cleanup or 0),
-    }
 
 
 def implied_history(run: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -373,157 +271,522 @@ def implied_history(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [item]
 
 
-def run_duration_ms(run: Mapping[str, Any], is_active: bool) -> int | None:
-    """run_duration when present, else setup + execution + cleanup; None while active."""
-    if is_active:
-        return None
-    if run.get("run_duration") is not None:
-        return int(run["run_duration"])
-    return _phase_sum(run)
+# -- runs: JSON text in, the four run tables out, flattened by DuckDB ----------------------------
+#
+# Python reads off each run only what needs its dicts (key sets, the type key of each task, the
+# truth of a few objects) and writes the JSON text of each run and iteration once (orjson).
+# DuckDB parses that text once (json_transform, the run's task runs with it) and computes every
+# column in a few set-based statements: the work per field runs in C++ on DuckDB's threads,
+# beside the extract's own, and the Python side stays a small share. A task run's JSON is the
+# one in its run's raw JSON; it is not stored twice.
+
+_RUN_INPUT = pa.schema(
+    [
+        ("pos", pa.int32()),
+        ("run_id", pa.int64()),
+        ("raw", pa.json_()),
+        ("history", pa.string()),
+        ("task_count", pa.int32()),
+        ("spec_set", pa.bool_()),
+        ("spec_cluster_set", pa.bool_()),
+    ]
+)
+_TASK_INPUT = pa.schema(
+    [
+        ("run_pos", pa.int32()),
+        ("pos", pa.int32()),
+        ("run_id", pa.int64()),
+        ("task_type", pa.string()),
+        ("own_spec", pa.bool_()),
+        ("cluster_set", pa.bool_()),
+        ("instance_set", pa.bool_()),
+        ("iteration_count", pa.int32()),
+    ]
+)
+_ITERATION_INPUT = pa.schema(
+    [
+        ("run_pos", pa.int32()),
+        ("task_pos", pa.int32()),
+        ("pos", pa.int32()),
+        ("parent_task_run_id", pa.int64()),
+        ("raw", pa.json_()),
+    ]
+)
+
+
+_CHUNK_RUNS = 128
+
+
+@dataclass
+class RunBatch:
+    """Fully fetched runs, ready to flatten: the JSON text of each run and iteration, with
+    what Python read off their dicts and their task runs', in the order given (a repeated
+    run_id: the last)."""
+
+    runs: pa.Table
+    tasks: pa.Table
+    iterations: pa.Table
+    extracted_at: datetime
+    unknown: set[tuple[str, str]]
+
+    @property
+    def run_ids(self) -> list[int]:
+        return list(self.runs.column("run_id").to_pylist())
+
+    def __len__(self) -> int:
+        return int(self.runs.num_rows)
+
+
+def prepare_runs(bundles: Iterable[RunBundle], extracted_at: datetime) -> RunBatch:
+    """The batch of `bundles` (duplicate run_ids: the last wins), with unknown fields reported."""
+    latest: dict[int, RunBundle] = {}
+    for bundle in bundles:
+        latest[int(bundle.run["run_id"])] = bundle
+    unknown: set[tuple[str, str]] = set()
+    runs: dict[str, list[Any]] = {name: [] for name in _RUN_INPUT.names}
+    tasks: dict[str, list[Any]] = {name: [] for name in _TASK_INPUT.names}
+    iters: dict[str, list[Any]] = {name: [] for name in _ITERATION_INPUT.names}
+    known_run, known_task = KNOWN_RUN_FIELDS, KNOWN_TASK_FIELDS
+    for pos, (run_id, bundle) in enumerate(latest.items()):
+        run = bundle.run
+        for key in run.keys() - known_run:
+            unknown.add(("run field", key))
+        spec = run.get("cluster_spec")
+        runs["pos"].append(pos)
+        runs["run_id"].append(run_id)
+        runs["raw"].append(dumps(run))
+        runs["history"].append(dumps(run.get("repair_history") or implied_history(run)))
+        runs["task_count"].append(len(run.get("tasks") or ()))
+        runs["spec_set"].append(bool(spec))
+        runs["spec_cluster_set"].append(bool(spec.get("new_cluster")) if spec else False)
+        for task_pos, task in enumerate(run.get("tasks") or []):
+            task_run_id = int(task["run_id"])
+            ttype = None
+            for key in task.keys() - known_task:
+                if key.endswith("_task") and isinstance(task[key], dict):
+                    ttype = key
+                else:
+                    unknown.add(("task field", key))
+            if ttype is None or "for_each_task" in task:
+                ttype = task_type(task)  # the first in the object's order
+            iterations = bundle.iterations.get(task_run_id)
+            tasks["run_pos"].append(pos)
+            tasks["pos"].append(task_pos)
+            tasks["run_id"].append(task_run_id)
+            tasks["task_type"].append(ttype)
+            tasks["own_spec"].append(
+                "job_cluster_key" in task or "new_cluster" in task or "existing_cluster_id" in task
+            )
+            tasks["cluster_set"].append(bool(task.get("new_cluster")))
+            tasks["instance_set"].append(bool(task.get("cluster_instance")))
+            tasks["iteration_count"].append(None if iterations is None else len(iterations))
+            for i, iteration in enumerate(iterations or ()):
+                iters["run_pos"].append(pos)
+                iters["task_pos"].append(task_pos)
+                iters["pos"].append(i)
+                iters["parent_task_run_id"].append(task_run_id)
+                iters["raw"].append(dumps(iteration))
+    return RunBatch(
+        # In chunks: DuckDB scans an Arrow table's chunks in parallel.
+        runs=pa.Table.from_batches(
+            pa.table(runs, schema=_RUN_INPUT).to_batches(max_chunksize=_CHUNK_RUNS),
+            schema=_RUN_INPUT,
+        ),
+        tasks=pa.table(tasks, schema=_TASK_INPUT),
+        iterations=pa.table(iters, schema=_ITERATION_INPUT),
+        extracted_at=extracted_at,
+        unknown=unknown,
+    )
+
+
+def _shape(fields: Mapping[str, Any] | list[Any]) -> str:
+    """A json_transform structure as SQL text."""
+    return "'" + json.dumps(fields, separators=(",", ":")).replace("'", "''") + "'"
+
+
+_STATES = {
+    "state": {"life_cycle_state": "VARCHAR", "result_state": "VARCHAR", "state_message": "VARCHAR"},
+    "status": {
+        "state": "VARCHAR",
+        "termination_details": {"code": "VARCHAR", "type": "VARCHAR", "message": "VARCHAR"},
+    },
+}
+_PHASES = {
+    "queue_duration": "BIGINT",
+    "setup_duration": "BIGINT",
+    "execution_duration": "BIGINT",
+    "cleanup_duration": "BIGINT",
+    "run_duration": "BIGINT",
+}
+_CLUSTER = {
+    "node_type_id": "VARCHAR",
+    "driver_node_type_id": "VARCHAR",
+    "num_workers": "BIGINT",
+    "autoscale": {"min_workers": "BIGINT", "max_workers": "BIGINT"},
+    "spark_version": "VARCHAR",
+    "runtime_engine": "VARCHAR",
+    "instance_pool_id": "VARCHAR",
+    "driver_instance_pool_id": "VARCHAR",
+}
+_SPEC = {"job_cluster_key": "VARCHAR", "existing_cluster_id": "VARCHAR", "new_cluster": _CLUSTER}
+_TASK_SHAPE = {
+    "task_key": "VARCHAR",
+    "attempt_number": "BIGINT",
+    "start_time": "BIGINT",
+    "end_time": "BIGINT",
+    **_STATES,
+    **_PHASES,
+    **_SPEC,
+    "environment_key": "VARCHAR",
+    "cluster_instance": {"cluster_id": "VARCHAR"},
+    "depends_on": [{"task_key": "VARCHAR"}],
+    "run_if": "VARCHAR",
+    "max_retries": "BIGINT",
+    "timeout_seconds": "BIGINT",
+}
+_RUN_SHAPE = {
+    "run_id": "BIGINT",
+    "job_id": "BIGINT",
+    "run_name": "VARCHAR",
+    "run_type": "VARCHAR",
+    "trigger": "VARCHAR",
+    "creator_user_name": "VARCHAR",
+    "start_time": "BIGINT",
+    "end_time": "BIGINT",
+    **_STATES,
+    **_PHASES,
+    "attempt_number": "BIGINT",
+    "original_attempt_run_id": "BIGINT",
+    "run_page_url": "VARCHAR",
+    "cluster_spec": _SPEC,
+    "cluster_instance": {"cluster_id": "VARCHAR"},
+    "job_clusters": [{"job_cluster_key": "VARCHAR", "new_cluster": _CLUSTER}],
+    "tasks": [_TASK_SHAPE],
+}
+_HISTORY_SHAPE = {
+    "id": "BIGINT",
+    "type": "VARCHAR",
+    "start_time": "BIGINT",
+    "end_time": "BIGINT",
+    **_STATES,
+    "task_run_ids": ["BIGINT"],
+}
+_ITERATION_SHAPE = {
+    "run_id": "BIGINT",
+    "task_key": "VARCHAR",
+    "attempt_number": "BIGINT",
+    "start_time": "BIGINT",
+    "end_time": "BIGINT",
+    **_STATES,
+    **_PHASES,
+    "cluster_instance": {"cluster_id": "VARCHAR"},
+}
+
+
+def _ts(expr: str) -> str:
+    """Epoch milliseconds as TIMESTAMPTZ; 0 means "not yet" and becomes NULL."""
+    return f"make_timestamptz(nullif({expr}, 0) * 1000)"
+
+
+def _state_columns(o: str) -> dict[str, str]:
+    active = (
+        f"NOT (coalesce({o}.state.life_cycle_state IN {_TERMINAL_SQL}, false)"
+        f" OR coalesce({o}.status.state = 'TERMINATED', false))"
+    )
+    return {
+        "life_cycle_state": f"{o}.state.life_cycle_state",
+        "result_state": f"{o}.state.result_state",
+        "status_state": f"{o}.status.state",
+        "termination_code": f"{o}.status.termination_details.code",
+        "termination_type": f"{o}.status.termination_details.type",
+        "state_message": f"coalesce(nullif({o}.status.termination_details.message, ''),"
+        f" nullif({o}.state.state_message, ''))",
+        "is_active": active,
+    }
+
+
+def _phase_columns(o: str) -> dict[str, str]:
+    return {f"{p}_ms": f"{o}.{p}" for p in _PHASES}
+
+
+def _duration(o: str, active: str) -> str:
+    """Setup + execution + cleanup (missing ones 0); NULL while active."""
+    return (
+        f"CASE WHEN NOT ({active}) THEN coalesce({o}.setup_duration, 0)"
+        f" + coalesce({o}.execution_duration, 0) + coalesce({o}.cleanup_duration, 0) END"
+    )
+
+
+_TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL_LIFE_CYCLES)) + ")"
+
+
+def _select(table: str, columns: Mapping[str, str]) -> str:
+    """The SELECT list of a store table but its raw JSON, in column order."""
+    names = [c for c in TABLES[table] if c != "raw"]
+    missing = set(names) - set(columns)
+    assert not missing, f"{table}: no expression for {sorted(missing)}"
+    return ",\n    ".join(f"CAST({columns[c]} AS {TABLES[table][c]}) AS {c}" for c in names)
+
+
+def _flatten_statements() -> list[str]:
+    """Statements turning in_runs, in_tasks and in_iterations (a RunBatch's tables) into temp
+    tables of the store's columns but raw (see FLATTENED). Parameters: $ws, the workspace id,
+    and $at, the extraction time in epoch milliseconds."""
+    run_states = _state_columns("r")
+    run = {
+        "workspace_id": "$ws",
+        "run_id": "run_id",
+        "job_id": "r.job_id",
+        **{c: f"r.{c}" for c in ("run_name", "run_type", "trigger", "creator_user_name")},
+        "start_time": _ts("r.start_time"),
+        "end_time": _ts("r.end_time"),
+        **run_states,
+        **_phase_columns("r"),
+        "duration_ms": f"CASE WHEN NOT ({run_states['is_active']}) THEN coalesce(r.run_duration,"
+        " coalesce(r.setup_duration, 0) + coalesce(r.execution_duration, 0)"
+        " + coalesce(r.cleanup_duration, 0)) END",
+        "attempt_number": "r.attempt_number",
+        "original_attempt_run_id": "r.original_attempt_run_id",
+        "task_count": "task_count",
+        "repair_count": "len(list_filter(coalesce(history, []), lambda h: h.type = 'REPAIR'))",
+        "run_page_url": "r.run_page_url",
+        "deleted_at": "NULL",
+        "extracted_at": "make_timestamptz($at * 1000)",
+    }
+    history = {
+        "workspace_id": "$ws",
+        "job_run_id": "job_run_id",
+        "repair_id": "repair_id",
+        "type": "h.type",
+        "start_time": _ts("h.start_time"),
+        "end_time": _ts("h.end_time"),
+        **_state_columns("h"),
+        "task_run_ids": "coalesce(h.task_run_ids, [])",
+    }
+    task_states = _state_columns("s")
+    task = {
+        "workspace_id": "$ws",
+        "run_id": "t.run_id",
+        "job_run_id": "job_run_id",
+        "job_id": "job_id",
+        "task_key": "s.task_key",
+        "attempt_number": "s.attempt_number",
+        "repair_id": "o.repair_id",
+        "start_time": _ts("s.start_time"),
+        "end_time": _ts("s.end_time"),
+        **_phase_columns("s"),
+        "duration_ms": _duration("s", task_states["is_active"]),
+        **task_states,
+        "cluster_id": "CASE WHEN instance_set THEN s.cluster_instance.cluster_id"
+        " WHEN t.run_id = job_run_id THEN run_instance_cluster_id END",
+        "compute_kind": "kind",
+        "job_cluster_key": "spec_job_cluster_key",
+        "existing_cluster_id": "spec_existing_cluster_id",
+        "environment_key": "s.environment_key",
+        "node_type_id": "cluster.node_type_id",
+        "driver_node_type_id": "coalesce(nullif(cluster.driver_node_type_id, ''),"
+        " cluster.node_type_id)",
+        "num_workers": "cluster.num_workers",
+        "autoscale_min_workers": "cluster.autoscale.min_workers",
+        "autoscale_max_workers": "cluster.autoscale.max_workers",
+        "workers": "coalesce(cluster.num_workers, cluster.autoscale.max_workers)",
+        "spark_version": "cluster.spark_version",
+        "runtime_engine": "cluster.runtime_engine",
+        "instance_pool_id": "cluster.instance_pool_id",
+        "driver_instance_pool_id": "cluster.driver_instance_pool_id",
+        "depends_on": "list_transform(coalesce(s.depends_on, []), lambda d: d.task_key)",
+        "run_if": "s.run_if",
+        "task_type": "task_type",
+        "max_retries": "s.max_retries",
+        "timeout_seconds": "s.timeout_seconds",
+        "iteration_count": "iteration_count",
+    }
+    it_states = _state_columns("s")
+    iteration = {
+        "workspace_id": "$ws",
+        "run_id": "s.run_id",
+        "parent_task_run_id": "parent_task_run_id",
+        "job_run_id": "job_run_id",
+        "job_id": "job_id",
+        "task_key": "s.task_key",
+        "attempt_number": "s.attempt_number",
+        "start_time": _ts("s.start_time"),
+        "end_time": _ts("s.end_time"),
+        **{k: v for k, v in _phase_columns("s").items() if k != "run_duration_ms"},
+        "duration_ms": _duration("s", it_states["is_active"]),
+        **it_states,
+        "cluster_id": "s.cluster_instance.cluster_id",
+    }
+    no_compute = ", ".join(f"'{t}'" for t in sorted(NO_COMPUTE_TASK_TYPES))
+    return [
+        f"""CREATE OR REPLACE TEMP TABLE flat_parsed AS
+SELECT pos, run_id, task_count, spec_set, spec_cluster_set,
+    json_transform(raw, {_shape(_RUN_SHAPE)}) AS r,
+    json_transform(history, {_shape([_HISTORY_SHAPE])}) AS history
+FROM in_runs""",
+        f"""CREATE OR REPLACE TEMP TABLE flat_runs AS
+SELECT {_select("runs", run)}, pos AS run_pos
+FROM flat_parsed""",
+        # The history as the API gave it, or as implied_history knows it.
+        f"""CREATE OR REPLACE TEMP TABLE flat_repair_history AS
+SELECT {_select("repair_history", history)}, run_pos, item_pos
+FROM (SELECT pos AS run_pos, run_id AS job_run_id, item_pos, coalesce(h.id, 0) AS repair_id, h
+    FROM (SELECT pos, run_id, unnest(history) AS h, generate_subscripts(history, 1) AS item_pos
+        FROM flat_parsed))""",
+        # A task run's repair: the last history item naming it.
+        """CREATE OR REPLACE TEMP TABLE flat_repair_of AS
+SELECT run_pos, task_run_id, arg_max(repair_id, item_pos) AS repair_id
+FROM (SELECT run_pos, item_pos, repair_id, unnest(task_run_ids) AS task_run_id
+    FROM flat_repair_history)
+GROUP BY run_pos, task_run_id""",
+        # A task's compute is that of its own spec; a task naming none takes the run's
+        # cluster_spec if the run has one, or if it is a single-task run of the old format
+        # (the task run is the job run).
+        f"""CREATE OR REPLACE TEMP TABLE flat_tasks AS
+WITH listed AS (
+    SELECT pos AS run_pos, run_id AS job_run_id, r.job_id,
+        r.cluster_instance.cluster_id AS run_instance_cluster_id, r.job_clusters,
+        r.cluster_spec AS run_spec, spec_set, spec_cluster_set AS run_cluster_set,
+        unnest(r.tasks) AS s, generate_subscripts(r.tasks, 1) - 1 AS pos
+    FROM flat_parsed
+), parsed AS (
+    SELECT t.run_pos, t.pos, t.run_id, t.task_type, t.own_spec, t.cluster_set, t.instance_set,
+        t.iteration_count, l.s, l.job_run_id, l.job_id, l.run_instance_cluster_id,
+        l.job_clusters, NOT t.own_spec AND (t.run_id = l.job_run_id OR l.spec_set) AS from_run,
+        l.run_spec, l.run_cluster_set
+    FROM in_tasks AS t JOIN listed AS l ON l.run_pos = t.run_pos AND l.pos = t.pos
+), specified AS (
+    SELECT *,
+        CASE WHEN from_run THEN run_spec.job_cluster_key ELSE s.job_cluster_key END
+            AS spec_job_cluster_key,
+        CASE WHEN from_run THEN run_spec.existing_cluster_id ELSE s.existing_cluster_id END
+            AS spec_existing_cluster_id,
+        CASE WHEN from_run THEN run_cluster_set ELSE cluster_set END AS spec_cluster_set,
+        CASE WHEN from_run THEN run_spec.new_cluster ELSE s.new_cluster END AS spec_new_cluster
+    FROM parsed
+), kinds AS (
+    SELECT *,
+        CASE WHEN coalesce(spec_job_cluster_key, '') <> '' THEN 'job_cluster'
+            WHEN spec_cluster_set THEN 'new_cluster'
+            WHEN coalesce(spec_existing_cluster_id, '') <> '' THEN 'existing_cluster'
+            WHEN task_type IN ({no_compute}) THEN NULL
+            ELSE 'serverless'
+        END AS kind
+    FROM specified
+), clustered AS (
+    SELECT *,
+        CASE kind
+            WHEN 'job_cluster' THEN list_filter(coalesce(job_clusters, []),
+                lambda c: c.job_cluster_key = spec_job_cluster_key)[-1].new_cluster
+            WHEN 'new_cluster' THEN spec_new_cluster
+        END AS cluster
+    FROM kinds
+)
+SELECT {_select("tasks", task)}, t.run_pos, t.pos AS task_pos
+FROM clustered AS t
+    LEFT JOIN flat_repair_of AS o ON o.run_pos = t.run_pos AND o.task_run_id = t.run_id""",
+        f"""CREATE OR REPLACE TEMP TABLE flat_task_iterations AS
+SELECT {_select("task_iterations", iteration)}, i.run_pos, i.task_pos, i.pos AS item_pos
+FROM (SELECT run_pos, task_pos, pos, parent_task_run_id,
+        json_transform(raw, {_shape(_ITERATION_SHAPE)}) AS s
+    FROM in_iterations) AS i
+    JOIN (SELECT pos, run_id AS job_run_id, r.job_id AS job_id FROM flat_parsed) AS p
+        ON p.pos = i.run_pos""",
+    ]
+
+
+_FLATTEN_SQL = _flatten_statements()
+_SCRATCH = ("flat_parsed", "flat_repair_of")
+
+# Each store table: its flattened temp table, the input holding its raw JSON, and the columns
+# that join them (and order the rows as given).
+FLATTENED: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
+    "runs": ("flat_runs", "in_runs", ("run_pos",), ("pos",)),
+    "tasks": ("flat_tasks", "", ("run_pos", "task_pos"), ()),
+    "repair_history": ("flat_repair_history", "", ("run_pos", "item_pos"), ()),
+    "task_iterations": (
+        "flat_task_iterations",
+        "in_iterations",
+        ("run_pos", "task_pos", "item_pos"),
+        ("run_pos", "task_pos", "pos"),
+    ),
+}
+
+# Enum columns checked against KNOWN_ENUMS once flattened.
+_ENUM_COLUMNS = ("life_cycle_state", "result_state", "status_state", "termination_code")
+_ENUM_CHECKS = {
+    "flat_runs": (*_ENUM_COLUMNS, "run_type", "trigger"),
+    "flat_tasks": _ENUM_COLUMNS,
+    "flat_repair_history": _ENUM_COLUMNS,
+    "flat_task_iterations": _ENUM_COLUMNS,
+}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_UNKNOWN_SQL = " UNION ".join(
+    f"SELECT DISTINCT '{column}', {column} FROM {table} WHERE {column} IS NOT NULL"
+    f" AND {column} NOT IN ({', '.join(_quote(v) for v in sorted(KNOWN_ENUMS[column]))})"
+    for table, columns in _ENUM_CHECKS.items()
+    for column in columns
+)
+
+
+def flattened_rows(table: str, *, ordered: bool = False) -> str:
+    """A query of `table`'s rows, in its column order, from what `flattened` made; `ordered`:
+    in the order of the batch."""
+    flat, source, keys, source_keys = FLATTENED[table]
+    cols = ", ".join("i.raw AS raw" if c == "raw" else f"f.{c}" for c in TABLES[table])
+    sql = f"SELECT {cols} FROM {flat} AS f"
+    if source:
+        on = " AND ".join(f"f.{k} = i.{s}" for k, s in zip(keys, source_keys, strict=True))
+        sql += f" JOIN {source} AS i ON {on}"
+    return sql + (" ORDER BY " + ", ".join(f"f.{k}" for k in keys) if ordered else "")
 
 
 @contextlib.contextmanager
-def _without_cycle_collector() -> Iterator[None]:
-    """Flattening keeps a dict per row until the batch is done, so Python's cyclic collector
-    runs over and over, each time walking every object of the caller's parsed pages (about a
-    fifth of the time); the rows hold no cycles, so it is paused meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
+def flattened(
+    con: duckdb.DuckDBPyConnection, batch: RunBatch, workspace_id: str
+) -> Iterator[set[tuple[str, str]]]:
+    """Flatten `batch` on `con`: within the block, `flattened_rows(table)` selects the rows of
+    each run table. Yields the unknown fields and enum values seen."""
+    inputs = {"in_runs": batch.runs, "in_tasks": batch.tasks, "in_iterations": batch.iterations}
+    params = {"ws": workspace_id, "at": int(batch.extracted_at.timestamp() * 1000)}
+    for name, table in inputs.items():
+        con.register(name, table)
     try:
-        yield
+        for sql in _FLATTEN_SQL:
+            con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+        unknown = set(batch.unknown)
+        unknown.update((str(n), str(v)) for n, v in con.execute(_UNKNOWN_SQL).fetchall())
+        yield unknown
     finally:
-        if enabled:
-            gc.enable()
+        for name in inputs:
+            con.unregister(name)
+        for name in (*_SCRATCH, *(flat for flat, *_ in FLATTENED.values())):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def flatten_runs(
     bundles: Iterable[RunBundle], workspace_id: str, extracted_at: datetime
 ) -> FlatRuns:
-    """Flatten fully fetched runs into the four run tables. Duplicate run_ids: the last wins."""
-    with _without_cycle_collector():
-        return _flatten_runs(bundles, workspace_id, extracted_at)
-
-
-def _flatten_runs(
-    bundles: Iterable[RunBundle], workspace_id: str, extracted_at: datetime
-) -> FlatRuns:
-    latest: dict[int, RunBundle] = {}
-    for bundle in bundles:
-        latest[int(bundle.run["run_id"])] = bundle
-    unknown: set[tuple[str, str]] = set()
-    runs, tasks = _Columns("runs"), _Columns("tasks")
-    repairs, iters = _Columns("repair_history"), _Columns("task_iterations")
-    extracted_ms = int(extracted_at.timestamp() * 1000)
-    for run_id, bundle in latest.items():
-        run = bundle.run
-        job_id = _int(run.get("job_id"))
-        states = _states(run, unknown)
-        for name in ("run_type", "trigger"):
-            if run.get(name) is not None and run[name] not in KNOWN_ENUMS[name]:
-                unknown.add((name, str(run[name])))
-        for key in run.keys() - KNOWN_RUN_FIELDS:
-            unknown.add(("run field", key))
-        history = run.get("repair_history") or implied_history(run)
-        repair_of: dict[int, int] = {}
-        for item in history:
-            repair_id = int(item.get("id") or 0)
-            ids = [int(i) for i in item.get("task_run_ids") or []]
-            for task_run_id in ids:
-                repair_of[task_run_id] = repair_id
-            repairs.add(
-                {
-                    "workspace_id": workspace_id,
-                    "job_run_id": run_id,
-                    "repair_id": repair_id,
-                    "type": item.get("type"),
-                    "start_time": ms(item.get("start_time")),
-                    "end_time": ms(item.get("end_time")),
-                    **_states(item, unknown),
-                    "task_run_ids": ids,
-                }
-            )
-        run_tasks = run.get("tasks") or []
-        runs.add(
-            {
-                "workspace_id": workspace_id,
-                "run_id": run_id,
-                "job_id": job_id,
-                "run_name": run.get("run_name"),
-                "run_type": run.get("run_type"),
-                "trigger": run.get("trigger"),
-                "creator_user_name": run.get("creator_user_name"),
-                "start_time": ms(run.get("start_time")),
-                "end_time": ms(run.get("end_time")),
-                **states,
-                **_phases(run),
-                "run_duration_ms": _int(run.get("run_duration")),
-                "duration_ms": run_duration_ms(run, states["is_active"]),
-                "attempt_number": _int(run.get("attempt_number")),
-                "original_attempt_run_id": _int(run.get("original_attempt_run_id")),
-                "task_count": len(run_tasks),
-                "repair_count": sum(1 for item in history if item.get("type") == "REPAIR"),
-                "run_page_url": run.get("run_page_url"),
-                "deleted_at": None,
-                "raw": dumps(run),
-                "extracted_at": extracted_ms,
+    """Flatten fully fetched runs into the four run tables, in the order given (duplicate
+    run_ids: the last wins), on a private in-memory DuckDB."""
+    batch = prepare_runs(bundles, extracted_at)
+    con = duckdb.connect()
+    try:
+        with flattened(con, batch, workspace_id) as unknown:
+            tables = {
+                table: con.sql(flattened_rows(table, ordered=True))
+                .to_arrow_table()
+                .cast(arrow_schema(table))
+                for table in FLATTENED
             }
-        )
-        job_clusters = {
-            c.get("job_cluster_key"): c.get("new_cluster") or {}
-            for c in run.get("job_clusters") or []
-        }
-        for task in run_tasks:
-            task_run_id = int(task["run_id"])
-            for key in task.keys() - KNOWN_TASK_FIELDS:
-                if not (key.endswith("_task") and isinstance(task[key], dict)):
-                    unknown.add(("task field", key))
-            tstates = _states(task, unknown)
-            iterations = bundle.iterations.get(task_run_id)
-            tasks.add(
-                {
-                    "workspace_id": workspace_id,
-                    "run_id": task_run_id,
-                    "job_run_id": run_id,
-                    "job_id": job_id,
-                    "task_key": task.get("task_key"),
-                    "attempt_number": _int(task.get("attempt_number")),
-                    "repair_id": repair_of.get(task_run_id) if history else None,
-                    **_task_times(task, tstates),
-                    "run_duration_ms": _int(task.get("run_duration")),
-                    **tstates,
-                    **_compute(task, run, job_clusters),
-                    "depends_on": [d.get("task_key") for d in task.get("depends_on") or []],
-                    "run_if": task.get("run_if"),
-                    "max_retries": _int(task.get("max_retries")),
-                    "timeout_seconds": _int(task.get("timeout_seconds")),
-                    "iteration_count": None if iterations is None else len(iterations),
-                    "raw": dumps(task),
-                }
-            )
-            for iteration in iterations or []:
-                istates = _states(iteration, unknown)
-                iters.add(
-                    {
-                        "workspace_id": workspace_id,
-                        "run_id": int(iteration["run_id"]),
-                        "parent_task_run_id": task_run_id,
-                        "job_run_id": run_id,
-                        "job_id": job_id,
-                        "task_key": iteration.get("task_key"),
-                        "attempt_number": _int(iteration.get("attempt_number")),
-                        **_task_times(iteration, istates),
-                        **istates,
-                        "cluster_id": (iteration.get("cluster_instance") or {}).get("cluster_id"),
-                        "raw": dumps(iteration),
-                    }
-                )
-    return FlatRuns(
-        runs=runs.to_arrow(),
-        tasks=tasks.to_arrow(),
-        repair_history=repairs.to_arrow(),
-        task_iterations=iters.to_arrow(),
-        unknown=unknown,
-    )
+    finally:
+        con.close()
+    return FlatRuns(**tables, unknown=unknown)
 
 
 def job_signature(job: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ SCHEMA_HISTORY: dict[int, str] = {
     "task_iterations.state_message or extract_state.last_repair_sweep_at",
     1: "first release: the tables of extractor.schema and extractor.schema.STATE_TABLES",
     2: "the clusters table (clusters/get of the all-purpose clusters job tasks ran on)",
+    3: "no tasks.raw: a task run's JSON is the one in its run's raw (runs.raw, $.tasks)",
 }
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -56,14 +57,22 @@ def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(table_ddl("clusters"))
 
 
+def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop tasks.raw: it repeated the task runs that their run's raw JSON holds."""
+    con.execute("ALTER TABLE tasks DROP COLUMN IF EXISTS raw")
+
+
 def _pool_fill(table: str, column: str) -> str:
     """UPDATE filling an instance-pool column from raw JSON, as extractor.flatten reads it: a
     task's own new_cluster, else its job cluster in the run, else a legacy run's cluster_spec;
-    a cluster's clusters/get answer."""
+    a cluster's clusters/get answer. A task run's JSON is the one in its run's raw JSON."""
     if table == "clusters":
         return f"UPDATE clusters SET {column} = raw->>'$.{column}' WHERE raw IS NOT NULL"
     return (
-        f"UPDATE tasks SET {column} = coalesce(raw->>'$.new_cluster.{column}',"
+        f"UPDATE tasks SET {column} = coalesce((SELECT max(t->>'$.new_cluster.{column}')"
+        " FROM runs r, unnest(CAST(coalesce(r.raw->'$.tasks', '[]') AS JSON[])) AS u(t)"
+        " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
+        " AND CAST(t->>'$.run_id' AS BIGINT) = tasks.run_id),"
         f" (SELECT max(jc->>'$.new_cluster.{column}') FROM runs r,"
         " unnest(CAST(coalesce(r.raw->'$.job_clusters', '[]') AS JSON[])) AS u(jc)"
         " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
@@ -84,7 +93,7 @@ FILLS: dict[tuple[str, str], str] = {
 }
 
 # MIGRATIONS[n] moves a store from version n - 1 to version n.
-MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1, 2: _v1_to_v2}
+MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1, 2: _v1_to_v2, 3: _v2_to_v3}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Keys are part of every table; workspace_id is the numeric workspace id as text (or the host).
 TABLES: dict[str, dict[str, str]] = {
@@ -89,7 +89,6 @@ TABLES: dict[str, dict[str, str]] = {
         "max_retries": "INTEGER",
         "timeout_seconds": "BIGINT",
         "iteration_count": "INTEGER",
-        "raw": "JSON",
     },
     "repair_history": {
         "workspace_id": "VARCHAR",

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,15 @@ import duckdb
 import pyarrow as pa
 
 from extractor.errors import StoreError
-from extractor.flatten import FlatRuns
+from extractor.flatten import FLATTENED, RunBatch, flattened, flattened_rows
 from extractor.migrations import check_version, migrate
-from extractor.schema import CHILDREN, SCHEMA_VERSION, STATE_COLUMNS
+from extractor.schema import CHILDREN, SCHEMA_VERSION, STATE_COLUMNS, TABLES
 
 log = logging.getLogger("jobruns.store")
 
 # DuckDB's buffer pool defaults to 80% of the machine's memory. The extract writes small
 # batches, so its connections get a small pool: a cron extract stays small however big the store.
-WRITER_MEMORY_LIMIT = "64MB"
+WRITER_MEMORY_LIMIT = "192MB"
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
@@ -59,6 +59,21 @@ def waiting_path(path: Path) -> Path:
 def _say_waiting(path: Path) -> None:
     with contextlib.suppress(OSError):
         waiting_path(path).touch()
+
+
+@dataclass
+class StoredRuns:
+    """What storing runs saw: unknown fields and enum values, and the all-purpose clusters and
+    instance pools their task runs name."""
+
+    unknown: set[tuple[str, str]] = field(default_factory=set)
+    clusters: set[str] = field(default_factory=set)
+    pools: set[str] = field(default_factory=set)
+
+    def add(self, other: StoredRuns) -> None:
+        self.unknown |= other.unknown
+        self.clusters |= other.clusters
+        self.pools |= other.pools
 
 
 @dataclass(frozen=True)
@@ -365,41 +380,52 @@ class Store:
     # -- writes --------------------------------------------------------------------------
 
     def upsert_runs(
-        self, con: duckdb.DuckDBPyConnection, workspace_id: str, flat: FlatRuns
-    ) -> None:
-        """Replace each run in the batch, and all its child rows, by key."""
-        if flat.runs.num_rows == 0:
-            return
-        keys = pa.table({"run_id": flat.runs.column("run_id")})
-        con.register("batch_keys", keys)
-        try:
+        self, con: duckdb.DuckDBPyConnection, workspace_id: str, batch: RunBatch
+    ) -> StoredRuns:
+        """Replace each run of the batch, and all its child rows, by key: flattened by DuckDB
+        on this connection, then deleted and inserted one set-based statement per table."""
+        stored = StoredRuns()
+        if not len(batch):
+            return stored
+        with flattened(con, batch, workspace_id) as unknown:
+            stored.unknown = unknown
             con.execute(
-                "DELETE FROM runs WHERE workspace_id = ? AND run_id IN (SELECT run_id FROM batch_keys)",
+                "DELETE FROM runs WHERE workspace_id = ? AND run_id IN (SELECT run_id FROM flat_runs)",
                 [workspace_id],
             )
             for child, parent_col in CHILDREN.items():
                 con.execute(
                     f"DELETE FROM {child} WHERE workspace_id = ?"
-                    f" AND {parent_col} IN (SELECT run_id FROM batch_keys)",
+                    f" AND {parent_col} IN (SELECT run_id FROM flat_runs)",
                     [workspace_id],
                 )
             # A task run id belongs to one job run; delete by own key too, in case a
             # run's tasks were first seen under a different parent (never expected).
             for child in ("tasks", "task_iterations"):
-                table = getattr(flat, child)
-                if table.num_rows:
-                    con.register("child_keys", pa.table({"run_id": table.column("run_id")}))
-                    con.execute(
-                        f"DELETE FROM {child} WHERE workspace_id = ?"
-                        " AND run_id IN (SELECT run_id FROM child_keys)",
-                        [workspace_id],
-                    )
-                    con.unregister("child_keys")
-        finally:
-            con.unregister("batch_keys")
-        for name, table in flat.tables().items():
-            if table.num_rows:
-                insert_arrow(con, name, table)
+                con.execute(
+                    f"DELETE FROM {child} WHERE workspace_id = ?"
+                    f" AND run_id IN (SELECT run_id FROM flat_{child})",
+                    [workspace_id],
+                )
+            for table in FLATTENED:
+                con.execute(
+                    f"INSERT INTO {table} ({', '.join(TABLES[table])}) {flattened_rows(table)}"
+                )
+            stored.clusters = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT DISTINCT existing_cluster_id FROM flat_tasks"
+                    " WHERE existing_cluster_id IS NOT NULL"
+                ).fetchall()
+            }
+            stored.pools = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT DISTINCT pool FROM (SELECT unnest([instance_pool_id,"
+                    " driver_instance_pool_id]) AS pool FROM flat_tasks) WHERE pool <> ''"
+                ).fetchall()
+            }
+        return stored
 
     def upsert_jobs(
         self,
@@ -694,9 +720,10 @@ class Store:
 
 
 class RunWriter:
-    """Stores batches of flattened runs on a thread of its own, in order, one transaction
-    each, while the caller (the extract) goes on reading and flattening: DuckDB works without
-    Python's lock, so a second core is used. A batch is handed over once the one before it is
+    """Stores batches of runs (flattened by DuckDB, see `Store.upsert_runs`) on a thread of its
+    own, in order, one transaction each, while the caller (the extract) goes on reading and
+    preparing the next: DuckDB works without Python's lock, so a second core is used. `stored`
+    gathers what the batches' StoredRuns said. A batch is handed over once the one before it is
     stored: two batches at most are alive, the one written and the one flattened. Leaving
     the block waits for every batch to be stored and raises the writer's error, if any; leaving
     it on an error or Ctrl-C drops the waiting batch and lets the one being written finish.
@@ -704,8 +731,9 @@ class RunWriter:
 
     def __init__(self, store: Store, workspace_id: str) -> None:
         self._store, self._workspace_id = store, workspace_id
-        self._batches: queue.Queue[FlatRuns | None] = queue.Queue(maxsize=1)
+        self._batches: queue.Queue[RunBatch | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
+        self.stored = StoredRuns()
         self._thread = threading.Thread(target=self._write, name="store-writer", daemon=True)
 
     def __enter__(self) -> RunWriter:
@@ -721,24 +749,24 @@ class RunWriter:
         if exc_type is None:
             self._raise()
 
-    def store(self, flat: FlatRuns) -> None:
+    def store(self, batch: RunBatch) -> None:
         self._batches.join()
         self._raise()
-        self._batches.put(flat)
+        self._batches.put(batch)
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
     def _write(self) -> None:
-        while (flat := self._batches.get()) is not None:
+        while (batch := self._batches.get()) is not None:
             if self._error is None:
                 try:
                     with self._store.transaction() as con:
-                        self._store.upsert_runs(con, self._workspace_id, flat)
+                        self.stored.add(self._store.upsert_runs(con, self._workspace_id, batch))
                 except BaseException as exc:  # raised again on the extract's thread
                     self._error = exc
-            del flat
+            del batch
             self._batches.task_done()
 
 
@@ -774,6 +802,7 @@ __all__ = [
     "RunSignature",
     "RunWriter",
     "Store",
+    "StoredRuns",
     "fetch_dicts",
     "insert_arrow",
     "open_connection",

@@ -321,6 +321,7 @@ def test_store_of_schema_version_2_gets_the_new_tables_and_pool_columns(make_sim
     for table in ("tasks", "clusters"):
         for column in ("instance_pool_id", "driver_instance_pool_id"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("ALTER TABLE tasks ADD COLUMN raw JSON")  # dropped in version 3
     con.execute("UPDATE jobruns_meta SET value = '2' WHERE key = 'schema_version'")
     con.close()
 

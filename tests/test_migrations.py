@@ -101,6 +101,7 @@ def test_version_1_store_gets_the_clusters_table_and_keeps_its_rows(make_sim: Ma
     sim.extract()
     con = duckdb.connect(str(sim.db))
     con.execute("DROP TABLE clusters")
+    con.execute("ALTER TABLE tasks ADD COLUMN raw JSON")  # dropped in version 3
     con.execute("UPDATE jobruns_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     before = store_rows(sim.db, "runs", ["run_id", "end_time"])
@@ -108,7 +109,7 @@ def test_version_1_store_gets_the_clusters_table_and_keeps_its_rows(make_sim: Ma
     sim.store.initialize()
     assert "cluster_id" in _columns(sim.db, "clusters")
     con = duckdb.connect(str(sim.db), read_only=True)
-    assert stored_version(con) == SCHEMA_VERSION == 2
+    assert stored_version(con) == SCHEMA_VERSION
     con.close()
     assert store_rows(sim.db, "runs", ["run_id", "end_time"]) == before
     # The next extract reads the clusters the stored tasks name, though no run changed.
@@ -154,3 +155,31 @@ def test_store_from_a_newer_jobruns_is_refused(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     build_v0_store(Path(sys.argv[1]) if len(sys.argv) > 1 else FIXTURE)
+
+
+def test_version_2_store_drops_the_task_runs_repeated_json_and_keeps_every_row(
+    make_sim: MakeSim,
+) -> None:
+    sim = make_sim(SEED, runs=RUNS, jobs=3)
+    sim.extract()
+    con = duckdb.connect(str(sim.db))
+    # A version 2 store kept each task run's JSON beside its run's, which holds it too.
+    con.execute("ALTER TABLE tasks ADD COLUMN raw JSON")
+    con.execute(
+        "UPDATE tasks SET raw = (SELECT t FROM runs r, unnest(CAST(r.raw->'$.tasks' AS JSON[]))"
+        " AS u(t) WHERE r.run_id = tasks.job_run_id AND CAST(t->>'$.run_id' AS BIGINT) = tasks.run_id)"
+    )
+    assert con.execute("SELECT count(*) FROM tasks WHERE raw IS NULL").fetchone() == (0,)
+    con.execute("UPDATE jobruns_meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    before = {
+        t: store_rows(sim.db, t, sorted(_columns(sim.db, t) - {"raw"})) for t in ("runs", "tasks")
+    }
+
+    sim.store.initialize()
+    assert "raw" not in _columns(sim.db, "tasks")
+    for table, rows in before.items():
+        assert store_rows(sim.db, table, sorted(_columns(sim.db, table) - {"raw"})) == rows
+    result = sim.extract()
+    assert result.status == "ok" and result.runs_new == 0
+    assert_store_matches(sim)

@@ -28,7 +28,7 @@ from extractor.errors import (
     UncertainWriteError,
 )
 from extractor.extract import complete_run
-from extractor.flatten import arrow_schema, flatten_runs, is_active
+from extractor.flatten import arrow_schema, is_active, prepare_runs
 from extractor.store import Store, insert_arrow
 
 Action = Literal["repair", "cancel"]
@@ -143,9 +143,8 @@ def refresh_runs(
         except ApiError:
             continue  # the next extract reads it; the action itself is recorded already
     if bundles:
-        flat = flatten_runs(bundles, workspace_id, at)
         with store.transaction() as con:
-            store.upsert_runs(con, workspace_id, flat)
+            store.upsert_runs(con, workspace_id, prepare_runs(bundles, at))
 
 
 def latest_repair_id(run: dict[str, Any]) -> int | None:

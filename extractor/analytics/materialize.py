@@ -23,7 +23,7 @@ from extractor.schema import TABLES, row_count, table_ddl, table_names
 # Base tables a partial refresh copies for the runs in scope, without columns no view reads.
 _SCOPED = {"runs": "run_id", "tasks": "job_run_id", "task_iterations": "job_run_id"}
 _SCOPED |= {"repair_history": "job_run_id", "billing_usage": "job_run_id"}
-_UNUSED = {"runs": ("raw",), "tasks": ("raw",), "jobs": ("raw", "job_clusters")}
+_UNUSED = {"runs": ("raw",), "jobs": ("raw", "job_clusters")}
 _UNUSED |= {"clusters": ("raw",)}
 # Above this share of the store's runs (and this many), rebuilding everything is cheaper.
 _FULL_REFRESH_SHARE = 0.2

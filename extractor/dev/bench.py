@@ -39,7 +39,7 @@ from extractor.extract import (
     needs_full_fetch,
 )
 from extractor.extras import require
-from extractor.flatten import RunBundle, flatten_runs, task_type
+from extractor.flatten import RunBundle, flatten_runs, prepare_runs, task_type
 from extractor.pipeline import extract_into, release_memory_promptly
 from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
@@ -728,11 +728,14 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
         with store.holding(), RunWriter(store, ws) as writer:
             for i in range(0, len(bundles), FLUSH_RUNS):
                 began = time.perf_counter()
-                flat = flatten_runs(bundles[i : i + FLUSH_RUNS], ws, extracted_at)
+                batch = prepare_runs(bundles[i : i + FLUSH_RUNS], extracted_at)
                 t_flatten += time.perf_counter() - began
-                writer.store(flat)
-                flats.append(flat)
+                writer.store(batch)
         t_load = time.perf_counter() - began_load
+        flats = [
+            flatten_runs(bundles[i : i + FLUSH_RUNS], ws, extracted_at)
+            for i in range(0, len(bundles), FLUSH_RUNS)
+        ]
         plain = Store(folder / "plain.duckdb")
         plain.initialize()
         with plain.holding():

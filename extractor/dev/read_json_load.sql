@@ -48,8 +48,8 @@ INSERT INTO tasks SELECT
     s.new_cluster.num_workers, s.new_cluster.spark_version, s.new_cluster.runtime_engine,
     s.new_cluster.instance_pool_id, s.new_cluster.driver_instance_pool_id,
     list_transform(s.depends_on, lambda d: d.task_key), s.run_if, NULL, s.max_retries,
-    s.timeout_seconds, NULL, t
-FROM (SELECT job_run_id, job_id, t, json_transform(t, '{
+    s.timeout_seconds, NULL
+FROM (SELECT job_run_id, job_id, json_transform(t, '{
     "run_id": "BIGINT", "task_key": "VARCHAR", "attempt_number": "INTEGER",
     "start_time": "BIGINT", "end_time": "BIGINT", "queue_duration": "BIGINT",
     "setup_duration": "BIGINT", "execution_duration": "BIGINT", "cleanup_duration": "BIGINT",
