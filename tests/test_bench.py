@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ SECTION_LABELS = (
     "8 cost azure",
     "8 cost gcp",
     "9 failures",
+    "10 fleet",
 )
 
 
@@ -48,8 +50,11 @@ def test_section_names_are_checked_and_only_views_keeps_its_size() -> None:
         "incremental",
         "load",
         "cost",
+        "fleet",
     )
     assert bench_config(only="cost").sections == ("cost",)
+    assert bench_config(only="fleet", tiny=True).sections == ("fleet",)
+    assert "fleet" not in bench_config(skip="fleet").sections
     assert bench_config(tiny=True).sections == SECTIONS
     with pytest.raises(UsageError, match="unknown section"):
         bench_config(skip="network")
@@ -101,3 +106,34 @@ def test_cost_section_measures_each_cloud_and_the_failure_targets(tmp_path: Path
         )
     failures = [r for (section, _), r in by_metric.items() if section == "9 failures"]
     assert len(failures) == 5 and all(r[5] == "yes" for r in failures)
+
+
+def simulator_children() -> list[str]:
+    """Command lines of this process's children that serve a simulated workspace."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and "extractor.dev.simulator" in command:
+            found.append(command)
+    return found
+
+
+@pytest.mark.slow
+def test_fleet_section_extracts_each_workspace_exactly_and_stops_its_simulators() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--tiny", "--only", "fleet"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| 10")]
+    assert len(rows) == 2, result.stdout
+    speed, exact = rows
+    assert speed[1].startswith("2 workspaces x 60 runs, ")
+    assert speed[3].startswith("<= 1.3x slowest workspace's rate bound") and speed[4].endswith("x")
+    assert "seeds 71-72 (aws, azure)" in speed[6]
+    assert exact[1] == "store vs each simulator's truth, by workspace_id"
+    assert exact[2:6] == ["2 of 2 workspaces exact", "all", "", "yes"]
+    assert "120 runs in all" in exact[6]
+    if Path("/proc/self/stat").exists():
+        assert simulator_children() == []

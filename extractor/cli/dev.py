@@ -47,9 +47,25 @@ def demo(db: str | None, runs: int, jobs: int, seed: int, cloud: str, quiet: boo
 @click.option("--load-runs", type=click.IntRange(1), default=20_000, show_default=True)
 @click.option("--memory-runs", default="50000,200000", show_default=True)
 @click.option("--view-runs", type=click.IntRange(1), default=1_000_000, show_default=True)
+@click.option(
+    "--fleet-workspaces",
+    type=click.IntRange(1, 32),
+    default=8,
+    show_default=True,
+    help="Workspaces of the fleet section, each served by its own simulator process.",
+)
+@click.option(
+    "--fleet-runs",
+    type=click.IntRange(1),
+    default=2500,
+    show_default=True,
+    help="Runs of each fleet workspace.",
+)
 @click.option("--tiny", is_flag=True, help="Every section at a tiny size, in seconds (CI).")
 @click.option(
-    "--skip", default="", help="Sections to skip: cold,sdk,incremental,load,memory,views,cost."
+    "--skip",
+    default="",
+    help="Sections to skip: cold,sdk,incremental,load,memory,views,cost,fleet.",
 )
 @click.option("--only", default="", help="Only these sections (same names as --skip).")
 @click.option(
@@ -70,12 +86,15 @@ def bench(
     load_runs: int,
     memory_runs: str,
     view_runs: int,
+    fleet_workspaces: int,
+    fleet_runs: int,
     tiny: bool,
     skip: str,
     only: str,
     output: Path | None,
 ) -> None:
-    """Measure extraction, load, memory and view speed against the simulator; print one table."""
+    """Measure extraction, load, memory and view speed against the simulator, and a fleet of
+    simulated workspaces extracted into one store; print one table."""
     from extractor.dev.bench import bench_config, run_bench
 
     cfg = bench_config(
@@ -90,6 +109,8 @@ def bench(
         load_runs=load_runs,
         memory_runs=memory_runs,
         view_runs=view_runs,
+        fleet_workspaces=fleet_workspaces,
+        fleet_runs=fleet_runs,
         tiny=tiny,
         skip=skip,
         only=only,

@@ -1,8 +1,9 @@
 """`jobruns bench`: extraction speed, load speed, memory and view latency, measured against targets.
 
 Runs the real extractor against the built-in simulator (rate-limited, with latency), a serial
-databricks-sdk loop for comparison, and the views over a large generated store; prints one table of
-measured value, target, ratio and verdict. Works only in a temporary folder, never on a user's store.
+databricks-sdk loop for comparison, the views over a large generated store and a fleet of
+simulators in processes of their own; prints one table of measured value, target, ratio and
+verdict. Works only in a temporary folder, never on a user's store.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import contextlib
 import json
 import os
 import platform
+import re
 import resource
+import select
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pyarrow as pa
 from rich.console import Console
 
@@ -32,7 +36,7 @@ from extractor.client import JobsClient, strip_paging
 from extractor.config import resolve_workspace
 from extractor.dev import targets
 from extractor.dev.simulator import Faults, SimServer, Workspace, serve
-from extractor.errors import NotFoundError, UsageError
+from extractor.errors import JobrunsError, NotFoundError, UsageError
 from extractor.extract import (
     ExtractResult,
     extract,
@@ -45,7 +49,7 @@ from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
 from extractor.store import RunWriter, Store
 
-SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views", "cost")
+SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views", "cost", "fleet")
 # `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
 ALIASES = {"extract": "cold"}
 # Every API path counts towards the rate limit: the Jobs API, clusters, instance pools.
@@ -85,6 +89,11 @@ class BenchConfig:
     # and GCP), 30 days each (billing of the first 20).
     cost_seed: int = 61
     cost_runs: int = 1500
+    # The fleet section's workspaces, each served by its own simulator process: seeds from
+    # fleet_seed on (none used by a test), clouds in turn.
+    fleet_workspaces: int = 8
+    fleet_runs: int = 2500
+    fleet_seed: int = 71
     sections: tuple[str, ...] = SECTIONS
     tiny: bool = False
 
@@ -100,6 +109,8 @@ class BenchConfig:
             memory_runs=(300, 1200),
             view_runs=5_000,
             cost_runs=300,
+            fleet_workspaces=2,
+            fleet_runs=60,
             tiny=True,
         )
 
@@ -162,15 +173,27 @@ class Report:
             f"{cfg.jitter_ms} ms, server limit {cfg.rps:g} rps (429 + Retry-After: 1);"
             f" jobruns at --max-rps {cfg.max_rps:g}, concurrency {cfg.concurrency}"
         )
+        if "fleet" in cfg.sections:
+            lines.append(
+                f"- fleet: {cfg.fleet_workspaces} workspaces x {cfg.fleet_runs} runs, the same"
+                " latency and limit, each simulator in a process of its own"
+            )
         lines += ["", "| section | metric | measured | target | ratio | met | note |"]
         lines.append("|---|---|---|---|---|---|---|")
         # Sections run in the order that suits the simulator; the table reads in section order.
-        for r in sorted(self.rows, key=lambda r: r.section.split()[0]):
+        for r in sorted(self.rows, key=_section_order):
             ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
             met = {True: "yes", False: "**no**", None: ""}[r.met]
             cells = (r.section, r.metric, r.measured, r.target, ratio, met, r.note)
             lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _section_order(row: Row) -> int:
+    """A row's place: its section's number ("10 fleet" after "9 failures"); a section that
+    failed (named, not numbered) at the end."""
+    number = row.section.split()[0]
+    return int(number) if number.isdigit() else 1_000
 
 
 def machine_info() -> dict[str, str]:
@@ -189,6 +212,13 @@ def machine_info() -> dict[str, str]:
         f" pyarrow {pa.__version__}, {platform.system()} {platform.release()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child interpreter: this package first on its path."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 # -- the simulated workspace ---------------------------------------------------------------------
@@ -289,7 +319,11 @@ class Requests:
 def api_requests(server: SimServer) -> Requests:
     """Every API request the server answered: 2xx by endpoint (`jobs/runs/list`,
     `clusters/events`, ...), all of them whatever their status, and the 429s among them."""
-    stats = server.stats()
+    return requests_of(server.stats())
+
+
+def requests_of(stats: dict[str, Any]) -> Requests:
+    """`api_requests` from a simulator's stats (`SimServer.stats()`, or its `/_sim/stats`)."""
     ok = {
         path.split("/", 3)[3]: int(n)
         for path, n in stats["ok"].items()
@@ -880,7 +914,7 @@ def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
                     input=json.dumps(args),
                     capture_output=True,
                     text=True,
-                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                    env=_child_env(),
                 )
         finally:
             sim.close()
@@ -1411,6 +1445,204 @@ def _bench_cost_on(
     return failures, cold.get("jobs/runs/get-output"), again.get("jobs/runs/get-output")
 
 
+# -- 10: a fleet of workspaces, each simulator in its own process ---------------------------------
+
+# Seconds the fleet's simulator processes may take to generate their workspaces and serve.
+SIMULATOR_START_S = 120.0
+
+
+@dataclass(frozen=True)
+class ServedWorkspace:
+    """A simulated workspace served by a process of its own: where, and what it holds."""
+
+    seed: int
+    cloud: str
+    url: str
+    token: str
+    workspace_id: str
+    runs: int
+
+    @property
+    def name(self) -> str:
+        return f"sim-{self.seed}-{self.cloud}"
+
+    def admin(self, path: str) -> Any:
+        """An answer of the simulator's own endpoints (`/_sim/stats`, `/_sim/ground_truth`)."""
+        answer = httpx.get(self.url + path, timeout=120)
+        answer.raise_for_status()
+        return answer.json()
+
+
+def start_simulator(cfg: BenchConfig, seed: int, cloud: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m extractor.dev.simulator` serving one workspace of the fleet, its stderr in
+    `log`; it prints where it serves once its workspace is generated (see `served`)."""
+    command = [
+        *(sys.executable, "-m", "extractor.dev.simulator", "--port", "0"),
+        *("--seed", str(seed), "--cloud", cloud, "--runs", str(cfg.fleet_runs)),
+        *("--jobs", str(cfg.jobs), "--days", str(RETENTION_DAYS), "--now-ms", str(START_MS)),
+        *("--latency-ms", str(cfg.latency_ms), "--jitter-ms", str(cfg.jitter_ms)),
+        *("--rate-limit-rps", str(cfg.rps)),
+    ]
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_child_env(),
+        )
+
+
+def served(
+    proc: subprocess.Popen[bytes], seed: int, cloud: str, log: Path, deadline: float
+) -> ServedWorkspace:
+    """The `key=value` words a simulator process prints once it serves, up to its
+    `workspace_id=... runs=...` line; an error with its last words if it dies or stalls."""
+    assert proc.stdout is not None
+    fd, text = proc.stdout.fileno(), b""
+    while not re.search(rb"^workspace_id=.*\n", text, re.M):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 65_536) if ready else b""
+        if not chunk:
+            how = (
+                "stopped" if proc.poll() is not None else f"not serving in {SIMULATOR_START_S:g} s"
+            )
+            tail = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise JobrunsError(f"simulator of seed {seed} ({cloud}) {how}: {tail}")
+        text += chunk
+    words = dict(w.split("=", 1) for w in text.decode().split() if "=" in w)
+    return ServedWorkspace(
+        seed, cloud, words["url"], words["token"], words["workspace_id"], int(words["runs"])
+    )
+
+
+def stop_simulator(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@contextlib.contextmanager
+def served_fleet(cfg: BenchConfig, folder: Path) -> Iterator[list[ServedWorkspace]]:
+    """The fleet's workspaces, each served by its own process (they generate theirs side by
+    side); every process is stopped when the block ends, by an error or Ctrl-C too."""
+    with contextlib.ExitStack() as stack:
+        started = []
+        for i in range(cfg.fleet_workspaces):
+            seed, cloud = cfg.fleet_seed + i, COST_CLOUDS[i % len(COST_CLOUDS)]
+            log = folder / f"simulator-{seed}.log"
+            proc = start_simulator(cfg, seed, cloud, log)
+            stack.callback(stop_simulator, proc)
+            started.append((proc, seed, cloud, log))
+        deadline = time.monotonic() + SIMULATOR_START_S
+        yield [served(*each, deadline) for each in started]
+
+
+class FrozenClock:
+    """The simulators' time, as the fleet's extracts read it; notes when it was last read.
+    Each workspace's extract reads it as it ends, so the last reading is when the last one
+    ended and the views' refresh began."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.at = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        self.last_read = time.perf_counter()
+
+    def __call__(self) -> datetime:
+        self.last_read = time.perf_counter()
+        return self.at
+
+
+@contextlib.contextmanager
+def _arrow_as_the_cli() -> Iterator[None]:
+    """Arrow's allocator as `jobruns extract` sets it (release_memory_promptly), in the block."""
+    saved = pa.default_memory_pool()
+    release_memory_promptly()
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(saved)
+
+
+def bench_fleet(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    """Issue 17: a fleet extracted into one new store as `jobruns extract` extracts several
+    profiles, against the rate bound of its slowest workspace; then the store against each
+    simulator's truth."""
+    section, n = "10 fleet", cfg.fleet_workspaces
+    folder = folder / "fleet"
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "fleet.duckdb"
+    with served_fleet(cfg, folder) as fleet:
+        workspaces = [
+            (ws.name, resolve_workspace(host=ws.url, token=ws.token, env={})) for ws in fleet
+        ]
+        clock = FrozenClock(START_MS)
+        options = ExtractOptions(concurrency=cfg.concurrency)
+        what = f"fleet extract of {n} workspaces x {cfg.fleet_runs} runs"
+        with _step(what), _arrow_as_the_cli():
+            began = time.perf_counter()
+            outcomes = extract_into(db, workspaces, options, max_rps=cfg.max_rps, now=clock)
+            wall = time.perf_counter() - began
+        failed = [o for o in outcomes if o.error is not None]
+        if failed:
+            raise JobrunsError(
+                f"{len(failed)} of {n} workspaces failed: "
+                + "; ".join(f"{o.name}: {o.error}" for o in failed)
+            )
+        requests = [requests_of(ws.admin("/_sim/stats")) for ws in fleet]
+        with _step("the store against each simulator's truth"):
+            differences = {
+                ws.name: targets.keys_vs_truth(db, ws.workspace_id, ws.admin("/_sim/ground_truth"))
+                for ws in fleet
+            }
+    bounds = [r.ok / cfg.rps for r in requests]
+    slowest = max(range(n), key=bounds.__getitem__)
+    bound = bounds[slowest]
+    runs = sum(o.result.runs_seen for o in outcomes if o.result is not None)
+    total = sum(r.total for r in requests)
+    extracted = clock.last_read - began
+    seeds = f"seeds {cfg.fleet_seed}-{cfg.fleet_seed + n - 1}"
+    clouds = ", ".join(sorted({ws.cloud for ws in fleet}))
+    report.add(
+        Row(
+            section,
+            f"{n} workspaces x {cfg.fleet_runs} runs, {total} requests, one store",
+            f"{wall:.1f} s",
+            f"<= 1.3x slowest workspace's rate bound ({bound:.1f} s ="
+            f" {requests[slowest].ok} req / {cfg.rps:g} rps)",
+            wall / bound if bound else None,
+            wall <= 1.3 * bound if bound else None,
+            f"slowest {fleet[slowest].name}; bounds {min(bounds):.1f}-{bound:.1f} s;"
+            f" {runs} runs, {total} requests ({sum(r.throttled for r in requests)} 429s),"
+            f" {runs / wall:.0f} runs/s; last workspace extracted at {extracted:.1f} s, views"
+            f" {wall - extracted:.1f} s; {seeds} ({clouds}), a simulator process each, jobruns"
+            f" at --max-rps {cfg.max_rps:g} each",
+        )
+    )
+    wrong = {name: d for name, d in differences.items() if d}
+    report.add(
+        Row(
+            section,
+            "store vs each simulator's truth, by workspace_id",
+            f"{n - len(wrong)} of {n} workspaces exact",
+            "all",
+            None,
+            not wrong,
+            "; ".join(
+                f"{name}: " + ", ".join(f"{t} {m} missing, {x} extra" for t, (m, x) in d.items())
+                for name, d in wrong.items()
+            )
+            or f"keys of runs, tasks, task iterations, repair history and jobs;"
+            f" {sum(ws.runs for ws in fleet)} runs in all",
+        )
+    )
+
+
 # -- the whole benchmark -------------------------------------------------------------------------
 
 
@@ -1459,6 +1691,7 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
             ("memory", bench_memory),
             ("views", bench_views),
             ("cost", bench_cost),
+            ("fleet", bench_fleet),
         ]
         for name, bench in sections:
             if name in wanted:

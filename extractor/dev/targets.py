@@ -1,8 +1,9 @@
-"""Issue 13's and 14's targets, measured on an extracted simulated workspace against its truth.
+"""Issue 13's, 14's and 17's targets, measured on an extracted simulated workspace against its
+truth.
 
-Cost coverage and error, calibration against billing, and the grouping of task errors; shared by
-`jobruns bench` (section cost) and the tests that pin the targets. Reads a store and the
-simulator's hidden truth; never writes either.
+Cost coverage and error, calibration against billing and the grouping of task errors, shared by
+`jobruns bench` (section cost) and the tests that pin them; a fleet's rows per workspace (section
+fleet). Reads a store and the simulator's hidden truth; never writes either.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import duckdb
 
 from extractor.analytics.connect import connect
 from extractor.dev.simulator import Workspace
+from extractor.schema import KEYS
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -77,6 +79,41 @@ def all_purpose_clusters(db: Path) -> set[str]:
         db, "SELECT DISTINCT existing_cluster_id FROM tasks WHERE existing_cluster_id IS NOT NULL"
     )
     return {r[0] for r in rows}
+
+
+# The rows of one workspace ($ws) that its truth lists, as in the tests' comparison.
+_OF_WORKSPACE = "workspace_id = $ws AND deleted_at IS NULL"
+_OF_ITS_RUNS = (
+    f"workspace_id = $ws AND job_run_id IN (SELECT run_id FROM runs WHERE {_OF_WORKSPACE})"
+)
+_TRUTH_ROWS = {
+    "runs": _OF_WORKSPACE,
+    "jobs": _OF_WORKSPACE,
+    "tasks": _OF_ITS_RUNS,
+    "repair_history": _OF_ITS_RUNS,
+    "task_iterations": _OF_ITS_RUNS,
+}
+
+
+def keys_vs_truth(
+    db: Path, workspace_id: str, truth: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, tuple[int, int]]:
+    """Per table of the truth (`/_sim/ground_truth`: runs, tasks, task iterations, repair
+    history, jobs), the keys it has that the workspace's rows in the store lack and those the
+    store has beyond it; {} when they are the same."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for table, rows in truth.items():
+            columns = [k for k in KEYS[table] if k != "workspace_id"]
+            expected = {tuple(row[c] for c in columns) for row in rows}
+            sql = f"SELECT {', '.join(columns)} FROM {table} WHERE {_TRUTH_ROWS[table]}"
+            stored = set(con.execute(sql, {"ws": workspace_id}).fetchall())
+            if expected != stored:
+                out[table] = (len(expected - stored), len(stored - expected))
+        return out
+    finally:
+        con.close()
 
 
 def inferred_node_types(db: Path) -> dict[str, str]:
