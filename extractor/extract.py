@@ -36,9 +36,9 @@ from extractor.flatten import (
     flatten_node_types,
     flatten_task_errors,
     is_active,
+    is_for_each,
     job_signature,
     prepare_runs,
-    task_type,
     worker_intervals,
 )
 from extractor.plan import ExtractOptions, Range, dt, ms, ms_delta, plan
@@ -198,7 +198,7 @@ def complete_run(client: Any, run: dict[str, Any]) -> RunBundle:
     one run. `client` needs only get_run."""
     iterations: dict[int, list[dict[str, Any]]] = {}
     for task in run.get("tasks") or []:
-        if task_type(task) != "for_each_task":
+        if not is_for_each(task):
             continue
         if _never_iterated(task):
             iterations[int(task["run_id"])] = []
@@ -749,7 +749,7 @@ class Extraction:
             self._done.add(run_id)
             if not rng.expand or needs_full_fetch(run):
                 yield run_id, "get", run
-            elif any(task_type(t) == "for_each_task" for t in run.get("tasks") or []):
+            elif any(is_for_each(t) for t in run.get("tasks") or []):
                 yield run_id, "iterations", run
             else:
                 self._buffer.append(RunBundle(strip_paging(run)))

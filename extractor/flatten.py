@@ -249,6 +249,11 @@ def task_type(task: Mapping[str, Any]) -> str | None:
     return None
 
 
+def is_for_each(task: Mapping[str, Any]) -> bool:
+    """Whether the task is a for-each task (task_type, without walking every key of the rest)."""
+    return "for_each_task" in task and task_type(task) == "for_each_task"
+
+
 def implied_history(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The repair history of a run fetched without it, where it can be known for sure.
 

@@ -33,7 +33,7 @@ log = logging.getLogger("jobruns.store")
 
 # DuckDB's buffer pool defaults to 80% of the machine's memory. The extract writes small
 # batches, so its connections get a small pool: a cron extract stays small however big the store.
-WRITER_MEMORY_LIMIT = "192MB"
+WRITER_MEMORY_LIMIT = "128MB"
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
