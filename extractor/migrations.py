@@ -6,8 +6,10 @@ A store written by a newer jobruns is refused rather than guessed at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 
 import duckdb
 
@@ -69,10 +71,11 @@ def _pool_fill(table: str, column: str) -> str:
     if table == "clusters":
         return f"UPDATE clusters SET {column} = raw->>'$.{column}' WHERE raw IS NOT NULL"
     return (
-        f"UPDATE tasks SET {column} = coalesce((SELECT max(t->>'$.new_cluster.{column}')"
-        " FROM runs r, unnest(CAST(coalesce(r.raw->'$.tasks', '[]') AS JSON[])) AS u(t)"
+        f"UPDATE tasks SET {column} = coalesce((SELECT max(t.new_cluster.{column}) FROM runs r,"
+        ' unnest(json_transform(r.raw, \'{"tasks": [{"run_id": "BIGINT",'
+        f' "new_cluster": {{"{column}": "VARCHAR"}}}}]}}\').tasks) AS u(t)'
         " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
-        " AND CAST(t->>'$.run_id' AS BIGINT) = tasks.run_id),"
+        " AND t.run_id = tasks.run_id),"
         f" (SELECT max(jc->>'$.new_cluster.{column}') FROM runs r,"
         " unnest(CAST(coalesce(r.raw->'$.job_clusters', '[]') AS JSON[])) AS u(jc)"
         " WHERE r.workspace_id = tasks.workspace_id AND r.run_id = tasks.job_run_id"
@@ -94,6 +97,34 @@ FILLS: dict[tuple[str, str], str] = {
 
 # MIGRATIONS[n] moves a store from version n - 1 to version n.
 MIGRATIONS: dict[int, Migration] = {1: _v0_to_v1, 2: _v1_to_v2, 3: _v2_to_v3}
+
+
+# Filling a column from the stored JSON reads every run's: more than the small pool an
+# extract's writer connection runs with. Below this limit it is raised while filling.
+FILL_MEMORY_LIMIT = "1GiB"
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+@contextlib.contextmanager
+def memory_at_least(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """Raise the instance's memory_limit to `limit` if it is lower, and put it back after."""
+    current = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    if _bytes(current) >= _bytes(limit):
+        yield
+        return
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{current}'")
+
+
+def _bytes(size: str) -> float:
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
+    if match is None or match[2].upper() not in _UNITS:
+        return float("inf")  # unlimited, or a form we do not know: leave it alone
+    return float(match[1]) * _UNITS[match[2].upper()]
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -146,7 +177,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int | None:
             if table in have and column not in have[table]:
                 _add_column(con, table, column, sql_type)
                 if (table, column) in FILLS:
-                    con.execute(FILLS[(table, column)])
+                    with memory_at_least(con, FILL_MEMORY_LIMIT):
+                        con.execute(FILLS[(table, column)])
     create_tables(con)
     con.execute(
         "UPDATE jobruns_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
@@ -178,4 +210,11 @@ def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: str, sql_typ
         con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}')
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_HISTORY", "check_version", "migrate", "stored_version"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_HISTORY",
+    "check_version",
+    "memory_at_least",
+    "migrate",
+    "stored_version",
+]

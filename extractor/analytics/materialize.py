@@ -9,15 +9,14 @@ tables, never run data; its callers commit the data first.
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
 
 from extractor.analytics.sqlfiles import WHOLE, ViewFile, materialized, sql_text, view_files
 from extractor.errors import StoreError
+from extractor.migrations import memory_at_least
 from extractor.schema import TABLES, row_count, table_ddl, table_names
 
 # Base tables a partial refresh copies for the runs in scope, without columns no view reads.
@@ -32,8 +31,6 @@ _SCRATCH = "jobruns_refresh"
 # A refresh holds the new rows of every mat_* table until it commits: far more than the small
 # pool an extract's writer connection runs with. Below this limit it is raised while refreshing.
 REFRESH_MEMORY_LIMIT = "1GiB"
-_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
-_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def refresh_materialized(
@@ -49,33 +46,12 @@ def refresh_materialized(
     """
     views = {v.name: v for v in view_files()}
     mats = [v for v in views.values() if v.materialized_by is not None]
-    with _memory_at_least(con, REFRESH_MEMORY_LIMIT):
+    with memory_at_least(con, REFRESH_MEMORY_LIMIT):
         scope = None if changed_runs is None else _scope(con, changed_runs)
         if scope is not None:
             _refresh_scope(con, views, mats, scope)
         else:
             _refresh_all(con, mats)
-
-
-@contextlib.contextmanager
-def _memory_at_least(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """Raise the instance's memory_limit to `limit` if it is lower, and put it back after."""
-    current = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-    if _bytes(current) >= _bytes(limit):
-        yield
-        return
-    con.execute(f"SET memory_limit = '{limit}'")
-    try:
-        yield
-    finally:
-        con.execute(f"SET memory_limit = '{current}'")
-
-
-def _bytes(size: str) -> float:
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
-    if match is None or match[2].upper() not in _UNITS:
-        return float("inf")  # unlimited, or a form we do not know: leave it alone
-    return float(match[1]) * _UNITS[match[2].upper()]
 
 
 def _refresh_all(con: duckdb.DuckDBPyConnection, mats: list[ViewFile]) -> None:
