@@ -154,7 +154,12 @@ def test_transient_only_and_a_forbidden_job_among_several(
     jobs = dict(
         _sql(sim, f"SELECT run_id, job_id FROM runs WHERE run_id IN ({','.join(map(str, rest))})")
     )
-    forbidden = jobs[rest[0]]
+    # Forbid the job of one of them, such that a multitask run of another job is left: a
+    # single-task run of the old format cannot be repaired (HTTP 400).
+    multitask = {r[0] for r in _sql(sim, "SELECT job_run_id FROM tasks WHERE run_id <> job_run_id")}
+    others = [jobs[r] for r in rest if any(jobs[m] != jobs[r] for m in rest if m in multitask)]
+    assert others, "the workspace should leave a repairable run outside the forbidden job"
+    forbidden = others[0]
     sim.server.manage_forbidden_jobs.add(forbidden)
     code, text = jobruns(capsys, "repair", *map(str, rest), "--yes", "--max", "500", *_ws(sim))
     assert code == 1
