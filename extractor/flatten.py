@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from extractor.schema import TABLES
 
@@ -334,6 +335,62 @@ class RunBatch:
     extracted_at: datetime
     unknown: set[tuple[str, str]]
 
+    @classmethod
+    def concat(cls, batches: Sequence[RunBatch]) -> RunBatch:
+        """One batch of several, in order (a run_id in more than one: the last)."""
+        if len(batches) == 1:
+            return batches[0]
+        runs, tasks, iterations, offset = [], [], [], 0
+        for batch in batches:
+            runs.append(_shifted(batch.runs, "pos", offset))
+            tasks.append(_shifted(batch.tasks, "run_pos", offset))
+            iterations.append(_shifted(batch.iterations, "run_pos", offset))
+            offset += len(batch)
+        merged = cls(
+            runs=pa.concat_tables(runs),
+            tasks=pa.concat_tables(tasks),
+            iterations=pa.concat_tables(iterations),
+            extracted_at=batches[-1].extracted_at,
+            unknown=set().union(*(b.unknown for b in batches)),
+        )
+        ids = merged.run_ids
+        if len(set(ids)) == len(ids):
+            return merged
+        last = {run_id: pos for pos, run_id in enumerate(ids)}
+        keep = pa.array(sorted(last.values()), pa.int32())
+        merged.runs = merged.runs.filter(pc.is_in(merged.runs["pos"], keep))
+        merged.tasks = merged.tasks.filter(pc.is_in(merged.tasks["run_pos"], keep))
+        merged.iterations = merged.iterations.filter(pc.is_in(merged.iterations["run_pos"], keep))
+        return merged
+
+    def parts(self, max_bytes: int) -> list[RunBatch]:
+        """The batch in consecutive parts of at most `max_bytes` of run JSON (a run larger than
+        that: a part of its own), so that flattening a part fits the store's memory."""
+        sizes = pc.binary_length(self.runs["raw"].cast(pa.string())).to_pylist()
+        if sum(sizes) <= max_bytes:
+            return [self]
+        bounds, total, start = [], 0, 0
+        for index, size in enumerate(sizes):
+            if total and total + size > max_bytes:
+                bounds.append((start, index))
+                start, total = index, 0
+            total += size
+        bounds.append((start, len(sizes)))
+        positions = self.runs["pos"].to_pylist()
+        out = []
+        for lo, hi in bounds:
+            keep = pa.array(positions[lo:hi], pa.int32())
+            out.append(
+                RunBatch(
+                    runs=self.runs.slice(lo, hi - lo),
+                    tasks=self.tasks.filter(pc.is_in(self.tasks["run_pos"], keep)),
+                    iterations=self.iterations.filter(pc.is_in(self.iterations["run_pos"], keep)),
+                    extracted_at=self.extracted_at,
+                    unknown=self.unknown,
+                )
+            )
+        return out
+
     @property
     def run_ids(self) -> list[int]:
         return list(self.runs.column("run_id").to_pylist())
@@ -402,6 +459,14 @@ def prepare_runs(bundles: Iterable[RunBundle], extracted_at: datetime) -> RunBat
         extracted_at=extracted_at,
         unknown=unknown,
     )
+
+
+def _shifted(table: pa.Table, column: str, offset: int) -> pa.Table:
+    """`table` with `offset` added to `column` (run positions, when batches are joined)."""
+    if not offset:
+        return table
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, column, pc.add(table[column], pa.scalar(offset, pa.int32())))
 
 
 def _shape(fields: Mapping[str, Any] | list[Any]) -> str:

@@ -31,7 +31,7 @@ class ExtractOptions:
     concurrency: int = 8
     slice_span: timedelta = timedelta(hours=6)
     flush_seconds: float = 1.0
-    flush_runs: int = 2000
+    flush_runs: int = 500
     # Read the error of every failed task run with runs/get-output (`extract --no-errors`: off).
     errors: bool = True
 

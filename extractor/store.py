@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -33,7 +32,12 @@ log = logging.getLogger("jobruns.store")
 
 # DuckDB's buffer pool defaults to 80% of the machine's memory. The extract writes small
 # batches, so its connections get a small pool: a cron extract stays small however big the store.
-WRITER_MEMORY_LIMIT = "128MB"
+WRITER_MEMORY_LIMIT = "64MB"
+
+# The most one transaction of an extract's writer stores (several prepared batches): runs, and
+# bytes of their JSON text (DuckDB flattens a transaction's runs within WRITER_MEMORY_LIMIT).
+WRITER_BATCH_RUNS = 2000
+WRITER_BATCH_BYTES = 16 * 2**20
 
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
@@ -721,17 +725,22 @@ class Store:
 
 class RunWriter:
     """Stores batches of runs (flattened by DuckDB, see `Store.upsert_runs`) on a thread of its
-    own, in order, one transaction each, while the caller (the extract) goes on reading and
-    preparing the next: DuckDB works without Python's lock, so a second core is used. `stored`
-    gathers what the batches' StoredRuns said. A batch is handed over once the one before it is
-    stored: two batches at most are alive, the one written and the one flattened. Leaving
-    the block waits for every batch to be stored and raises the writer's error, if any; leaving
-    it on an error or Ctrl-C drops the waiting batch and lets the one being written finish.
+    own, in order, while the caller (the extract) goes on reading and preparing the next: DuckDB
+    works without Python's lock, so a second core is used. The writer takes every batch waiting
+    when it gets to them, up to `max_runs` runs, into one transaction (or several of
+    WRITER_BATCH_BYTES of JSON text at most): under load few large transactions, when idle each
+    batch at once. The caller waits while `max_runs` runs are
+    waiting. `stored` gathers what the transactions' StoredRuns said. Leaving the block waits
+    for every batch to be stored and raises the writer's error, if any; leaving it on an error
+    or Ctrl-C drops the waiting batches and lets the transaction in progress finish.
     """
 
-    def __init__(self, store: Store, workspace_id: str) -> None:
-        self._store, self._workspace_id = store, workspace_id
-        self._batches: queue.Queue[RunBatch | None] = queue.Queue(maxsize=1)
+    def __init__(self, store: Store, workspace_id: str, *, max_runs: int = WRITER_BATCH_RUNS):
+        self._store, self._workspace_id, self._max_runs = store, workspace_id, max_runs
+        self._waiting: list[RunBatch] = []
+        self._waiting_runs = 0
+        self._closed = False
+        self._cond = threading.Condition()
         self._error: BaseException | None = None
         self.stored = StoredRuns()
         self._thread = threading.Thread(target=self._write, name="store-writer", daemon=True)
@@ -741,33 +750,56 @@ class RunWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is not None:
-            with contextlib.suppress(queue.Empty):
-                self._batches.get_nowait()
-        self._batches.put(None)
+        with self._cond:
+            if exc_type is not None:
+                self._waiting, self._waiting_runs = [], 0
+            self._closed = True
+            self._cond.notify_all()
         self._thread.join()
         if exc_type is None:
             self._raise()
 
     def store(self, batch: RunBatch) -> None:
-        self._batches.join()
-        self._raise()
-        self._batches.put(batch)
+        with self._cond:
+            while self._waiting_runs >= self._max_runs and self._error is None:
+                self._cond.wait()
+            self._raise()
+            self._waiting.append(batch)
+            self._waiting_runs += len(batch)
+            self._cond.notify_all()
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
+    def _take(self) -> list[RunBatch] | None:
+        with self._cond:
+            while not self._waiting and not self._closed:
+                self._cond.wait()
+            if not self._waiting:
+                return None
+            taken: list[RunBatch] = []
+            runs = 0
+            while self._waiting and (not taken or runs + len(self._waiting[0]) <= self._max_runs):
+                runs += len(self._waiting[0])
+                taken.append(self._waiting.pop(0))
+            self._waiting_runs -= runs
+            self._cond.notify_all()
+            return taken
+
     def _write(self) -> None:
-        while (batch := self._batches.get()) is not None:
+        while (taken := self._take()) is not None:
             if self._error is None:
                 try:
-                    with self._store.transaction() as con:
-                        self.stored.add(self._store.upsert_runs(con, self._workspace_id, batch))
+                    for part in RunBatch.concat(taken).parts(WRITER_BATCH_BYTES):
+                        with self._store.transaction() as con:
+                            self.stored.add(self._store.upsert_runs(con, self._workspace_id, part))
+                        del part
                 except BaseException as exc:  # raised again on the extract's thread
-                    self._error = exc
-            del batch
-            self._batches.task_done()
+                    with self._cond:
+                        self._error = exc
+                        self._cond.notify_all()
+            del taken
 
 
 def read_state(con: duckdb.DuckDBPyConnection, workspace_id: str) -> dict[str, Any]:

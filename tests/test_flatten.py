@@ -7,12 +7,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from extractor.flatten import RunBundle, arrow_schema, flatten_jobs, flatten_runs
+from extractor.flatten import (
+    RunBatch,
+    RunBundle,
+    arrow_schema,
+    flatten_jobs,
+    flatten_runs,
+    prepare_runs,
+)
 from extractor.schema import create_tables
-from extractor.store import insert_arrow
+from extractor.store import Store, insert_arrow
 from tests.conftest import sample_path
 
 NOW = datetime(2025, 6, 10, 14, 5, tzinfo=UTC)
@@ -260,3 +267,33 @@ def test_unknown_enum_values_are_stored_and_reported(values: list[str]) -> None:
         ("status_state", "BRAND_NEW_STATE"),
     }
     assert flat.unknown == (expected_unknown if "BRAND_NEW_STATE" in values else set())
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(runs(), max_size=6), st.integers(0, 6), st.integers(1, 400))
+def test_batches_joined_then_cut_by_size_store_what_one_batch_stores(
+    batch: list[dict[str, Any]], cut: int, max_bytes: int
+) -> None:
+    # The writer joins the batches waiting (a run in both: the last) and stores them in parts of
+    # at most max_bytes of JSON text: the rows must be those of the runs flattened at once.
+    # A task run id belongs to one job run (the store keeps the last job run naming it).
+    owners: dict[int, set[int]] = {}
+    for r in batch:
+        for t in r.get("tasks") or []:
+            owners.setdefault(t["run_id"], set()).add(r["run_id"])
+    assume(all(len(o) == 1 for o in owners.values()))
+    bundles = [RunBundle(r) for r in batch]
+    joined = RunBatch.concat([prepare_runs(bundles[:cut], NOW), prepare_runs(bundles[cut:], NOW)])
+    con = SHARED.cursor()
+    expected = flatten_runs(bundles, "ws", NOW)
+    for name in expected.tables():
+        con.execute(f"DELETE FROM {name}")
+    for part in joined.parts(max_bytes):
+        Store(":memory:").upsert_runs(con, "ws", part)
+    for name, table in expected.tables().items():
+        con.register("want", table)
+        cols = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in table.column_names)
+        for a, b in (("want", name), (name, "want")):
+            missing = con.execute(f"SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b}")
+            assert missing.fetchall() == [], (name, a)
+        con.unregister("want")

@@ -795,8 +795,9 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
             n / t_load,
             LOAD_TARGET,
             "runs/s",
-            f"{t_load:.2f} s: flatten {t_flatten:.2f} s ({n / t_flatten:,.0f} runs/s), then"
-            f" {t_upsert:.2f} s more for the writer thread's upserts, batches of {FLUSH_RUNS}",
+            f"{t_load:.2f} s: JSON text on the extract's thread {t_flatten:.2f} s"
+            f" ({n / t_flatten:,.0f} runs/s), then {t_upsert:.2f} s more for the writer"
+            f" thread (DuckDB flattens and upserts), batches of {FLUSH_RUNS}",
             at_least=True,
         )
     )
