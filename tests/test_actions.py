@@ -21,10 +21,14 @@ REPAIR = "/api/2.2/jobs/runs/repair"
 
 
 def _setup(
-    make_sim: MakeSim, capsys: pytest.CaptureFixture[str], seed: int = 23, **kwargs: Any
+    make_sim: MakeSim,
+    capsys: pytest.CaptureFixture[str],
+    seed: int = 23,
+    runs: int = 300,
+    **kwargs: Any,
 ) -> Sim:
     # Runs start within 50 days: none ages past the 60-day retention while a test runs.
-    sim = make_sim(seed, runs=300, jobs=12, now_ms=wall_clock_ms(), days=50, **kwargs)
+    sim = make_sim(seed, runs=runs, jobs=12, now_ms=wall_clock_ms(), days=50, **kwargs)
     code, text = jobruns(capsys, "extract", *_ws(sim), "-q")
     assert code == 0, text
     sim.server.reset_stats()
@@ -120,7 +124,8 @@ def test_transient_only_and_a_forbidden_job_among_several(
     make_sim: MakeSim, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A workspace whose latest attempts include failures for transient causes.
-    sim = _setup(make_sim, capsys, seed=31)
+    # Enough runs that, whatever the time of day, failures of several jobs are left after it.
+    sim = _setup(make_sim, capsys, seed=31, runs=800)
     failed = {r[0] for r in _sql(sim, FAILED)}
     codes: dict[int, set[str]] = {}
     for run_id, code in _sql(
