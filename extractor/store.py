@@ -729,10 +729,10 @@ class RunWriter:
     works without Python's lock, so a second core is used. The writer takes every batch waiting
     when it gets to them, up to `max_runs` runs, into one transaction (or several of
     WRITER_BATCH_BYTES of JSON text at most): under load few large transactions, when idle each
-    batch at once. The caller waits while `max_runs` runs are
-    waiting. `stored` gathers what the transactions' StoredRuns said. Leaving the block waits
-    for every batch to be stored and raises the writer's error, if any; leaving it on an error
-    or Ctrl-C drops the waiting batches and lets the transaction in progress finish.
+    batch at once. The caller waits while `max_runs` runs are waiting. `stored` gathers what
+    the transactions' StoredRuns said. Leaving the block waits for every batch to be stored
+    and raises the writer's error, if any; leaving it on an error or Ctrl-C drops the waiting
+    batches and lets the transaction in progress finish.
     """
 
     def __init__(self, store: Store, workspace_id: str, *, max_runs: int = WRITER_BATCH_RUNS):
