@@ -249,6 +249,13 @@ class Extraction:
         self._pools: dict[str, dict[str, Any] | str] = {}
         # cluster_id -> (job run, the worker-count events or why the API refused).
         self._events: dict[str, tuple[int, list[dict[str, Any]] | str]] = {}
+        # What was asked for already: the events of these clusters, the output of these task
+        # runs (failures that ended after `_outputs_after`).
+        self._events_asked: set[str] = set()
+        self._outputs_asked: set[int] = set()
+        self._outputs_after: datetime | None = None
+        # The runs of the batch handed to the writer last.
+        self._writing: frozenset[int] = frozenset()
         self._node_types: list[dict[str, Any]] | None = None
 
     # -- the story ---------------------------------------------------------------------
@@ -332,11 +339,12 @@ class Extraction:
 
         Each request is queued with the handler of its answer (`_on_page`, `_on_jobs`,
         `_on_job`, `_on_run`, `_on_cluster`, `_on_events`, `_on_pool`, `_on_node_types`,
-        `_on_output`); the loops below only feed the pool and call handlers. Once every run is
-        stored come, each phase after the one whose answers it needs: the all-purpose clusters,
-        the events of ended autoscaling job clusters and the errors of failed task runs; the
-        instance pools that tasks and clusters name; the node types, once, only if a stored
-        node type is missing from the rate card.
+        `_on_output`); the loops below only feed the pool and call handlers. The events of
+        ended autoscaling job clusters and the errors of failed task runs are asked for the
+        runs stored once every page is read, and for the rest once every run is stored. Then
+        come the all-purpose clusters and, each as soon as the answers it needs are in, the
+        instance pools that tasks and clusters name and the node types (once, only if a stored
+        node type is missing from the rate card), beside the events and errors still in flight.
         """
         with self.store.connect() as con:
             stored = [
@@ -361,26 +369,27 @@ class Extraction:
                     call = functools.partial(self._complete, "get", stub)
                     work.add_run(call, functools.partial(self._on_refresh, run_id, stub))
             phase = "listing" if len(ranges) == 1 else "listing and rescanning"
+            asked_early = False
             with RunWriter(self.store, self.workspace_id) as self._writer:
-                for fut, handler in work.results():
+                for fut, handler in work.results(until=lambda: not work.listing()):
                     handler(fut)
                     self._report(phase, reading.fraction_read())
                     self._maybe_flush()
+                    if not asked_early and work.pages_read():
+                        # The last runs to complete take a round trip or more and a batch to
+                        # be stored: meanwhile, ask about the runs this extract has stored for
+                        # good (each run is stored once per extract; the batch handed over
+                        # last may still be being written).
+                        asked_early = True
+                        self._queue_later(self.result.changed_run_ids - self._writing)
                 self._flush()
             self._take_stored(self._writer.stored)
             self._queue_clusters()
-            self._queue_events()
-            if self.options.errors:
-                self._queue_outputs()
-            self._drain()
-            self._store_clusters()
+            self._queue_later()
+            for fut, handler in work.results():
+                handler(fut)
             self._store_events()
             self._store_task_errors()
-            self._queue_pools()
-            self._drain()
-            self._store_pools()
-            self._queue_node_types()
-            self._drain()
             self._store_node_types()
         self._sweep_deletions(reading)
         self._store_jobs(reading, t0)
@@ -442,13 +451,45 @@ class Extraction:
             self._reading.full_jobs.append(listed)
 
     def _queue_clusters(self) -> None:
+        """clusters/get for the all-purpose clusters of the stored runs; once all are answered,
+        they are stored and the instance pools are asked for."""
         with self.store.connect() as con:
             todo = self.store.clusters_to_fetch(
                 con, self.workspace_id, self._clusters_used, self.now() - CLUSTER_REFRESH
             )
-        for cluster_id in todo:
-            call = functools.partial(self.client.get_cluster, cluster_id)
-            self._work.add_run(call, functools.partial(self._on_cluster, cluster_id))
+        self._ask_all(
+            [
+                (
+                    functools.partial(self.client.get_cluster, cluster_id),
+                    functools.partial(self._on_cluster, cluster_id),
+                )
+                for cluster_id in todo
+            ],
+            then=self._clusters_answered,
+        )
+
+    def _clusters_answered(self) -> None:
+        self._store_clusters()
+        self._queue_pools()
+
+    def _ask_all(
+        self, requests: list[tuple[Callable[[], Any], Handler]], *, then: Callable[[], None]
+    ) -> None:
+        """Queue requests ahead of the others; `then` runs once every one is answered (at once
+        if there are none), so the next step of a chain starts beside the slower phases."""
+        left = len(requests)
+
+        def answered(handler: Handler, fut: Future[Any]) -> None:
+            nonlocal left
+            handler(fut)
+            left -= 1
+            if not left:
+                then()
+
+        for call, handler in requests:
+            self._work.add_run(call, functools.partial(answered, handler))
+        if not requests:
+            then()
 
     def _on_cluster(self, cluster_id: str, fut: Future[Any]) -> None:
         """A cluster's spec, or why the API refused it: stored either way, so a deleted or
@@ -464,15 +505,29 @@ class Extraction:
             log.warning("could not read cluster %s: %s", cluster_id, exc)
             self.result.errors.append(str(exc))
 
-    def _queue_outputs(self) -> None:
+    def _queue_later(self, runs: set[int] | None = None) -> None:
+        """Requests about the stored runs (or only these `runs`), each asked once however often
+        this is called: the events of ended autoscaling job clusters and the errors of failed
+        task runs."""
+        self._queue_events(runs)
+        if self.options.errors:
+            self._queue_outputs(runs)
+
+    def _queue_outputs(self, runs: set[int] | None) -> None:
         """runs/get-output for each stored failed task run that has no error row yet."""
+        if self._outputs_after is None:
+            self._outputs_after = self.now() - OUTPUT_RETENTION
         with self.store.connect() as con:
-            todo = self.store.failures_without_error(
-                con, self.workspace_id, self.now() - OUTPUT_RETENTION
-            )
+            todo = self.store.failures_without_error(con, self.workspace_id, self._outputs_after)
         for failure in todo:
-            call = functools.partial(self.client.get_run_output, int(failure["run_id"]))
-            self._work.add_run(call, functools.partial(self._on_output, failure))
+            run_id = int(failure["run_id"])
+            if run_id in self._outputs_asked or (
+                runs is not None and failure["job_run_id"] not in runs
+            ):
+                continue
+            self._outputs_asked.add(run_id)
+            call = functools.partial(self.client.get_run_output, run_id)
+            self._work.add_later(call, functools.partial(self._on_output, failure))
 
     def _on_output(self, failure: dict[str, Any], fut: Future[Any]) -> None:
         """A task run's output, or the API's refusal, which is kept so it is never asked again
@@ -505,19 +560,18 @@ class Extraction:
             )
         self._task_errors.append(row)
 
-    def _drain(self) -> None:
-        for fut, handler in self._work.results():
-            handler(fut)
-
-    def _queue_events(self) -> None:
+    def _queue_events(self, runs: set[int] | None) -> None:
         with self.store.connect() as con:
             todo = self.store.autoscale_instances_to_read(con, self.workspace_id)
         margin = ms_delta(EVENTS_MARGIN)
         for cluster_id, job_run_id, start, end in todo:
+            if cluster_id in self._events_asked or (runs is not None and job_run_id not in runs):
+                continue
+            self._events_asked.add(cluster_id)
             call = functools.partial(
                 self.client.cluster_events, cluster_id, ms(start) - margin, ms(end) + margin
             )
-            self._work.add_run(call, functools.partial(self._on_events, cluster_id, job_run_id))
+            self._work.add_later(call, functools.partial(self._on_events, cluster_id, job_run_id))
 
     def _on_events(self, cluster_id: str, job_run_id: int, fut: Future[Any]) -> None:
         """An ended autoscaling cluster's events; a refusal is kept too: asked once, ever."""
@@ -543,9 +597,20 @@ class Extraction:
             todo = self.store.pools_to_fetch(
                 con, self.workspace_id, self._pools_used, self.now() - POOL_REFRESH
             )
-        for pool_id in todo:
-            call = functools.partial(self.client.get_instance_pool, pool_id)
-            self._work.add_run(call, functools.partial(self._on_pool, pool_id))
+        self._ask_all(
+            [
+                (
+                    functools.partial(self.client.get_instance_pool, pool_id),
+                    functools.partial(self._on_pool, pool_id),
+                )
+                for pool_id in todo
+            ],
+            then=self._pools_answered,
+        )
+
+    def _pools_answered(self) -> None:
+        self._store_pools()
+        self._queue_node_types()
 
     def _on_pool(self, pool_id: str, fut: Future[Any]) -> None:
         try:
@@ -778,7 +843,8 @@ class Extraction:
         batch = prepare_runs(self._buffer, self.now())
         self._buffer = []
         self._writer.store(batch)
-        self.result.changed_run_ids.update(batch.run_ids)
+        self._writing = frozenset(batch.run_ids)
+        self.result.changed_run_ids.update(self._writing)
 
     def _take_stored(self, stored: StoredRuns) -> None:
         """What the writer saw in the runs it stored: unknown values, clusters and pools."""
@@ -849,35 +915,68 @@ class _WorkQueue:
 
     Work waits here until the pool has room, so fetched pages and runs never pile up faster
     than they are stored (bounded memory). Completing runs goes first: it frees what a page
-    brought; a new page brings more.
+    brought; a new page brings more. Requests about runs already stored (`add_later`: cluster
+    events, task errors) go last: nothing waits for their answers before the listing ends, and
+    they keep the pool full while the listing's last answers come in and are stored.
     """
 
     def __init__(self, pool: ThreadPoolExecutor, *, in_flight: int) -> None:
         self._pool = pool
         self._in_flight = in_flight
-        self._runs: deque[tuple[Callable[[], Any], Handler]] = deque()
-        self._pages: deque[tuple[Callable[[], Any], Handler]] = deque()
-        self._pending: dict[Future[Any], Handler] = {}
+        # By priority: runs (and jobs), pages, later.
+        self._queues: tuple[deque[tuple[Callable[[], Any], Handler]], ...] = (
+            deque(),
+            deque(),
+            deque(),
+        )
+        self._pending: dict[Future[Any], tuple[Handler, int]] = {}
 
     def add_run(self, call: Callable[[], Any], handler: Handler) -> None:
-        self._runs.append((call, handler))
+        self._queues[_RUN].append((call, handler))
 
     def add_page(self, call: Callable[[], Any], handler: Handler) -> None:
-        self._pages.append((call, handler))
+        self._queues[_PAGE].append((call, handler))
+
+    def add_later(self, call: Callable[[], Any], handler: Handler) -> None:
+        self._queues[_LATER].append((call, handler))
+
+    def listing(self) -> bool:
+        """Whether a run or a page is queued or in flight."""
+        return bool(self._queues[_RUN] or self._queues[_PAGE]) or any(
+            kind != _LATER for _, kind in self._pending.values()
+        )
+
+    def pages_read(self) -> bool:
+        """Whether every page is read while runs are still queued or in flight."""
+        kinds = {kind for _, kind in self._pending.values()}
+        runs_left = bool(self._queues[_RUN]) or _RUN in kinds
+        return runs_left and not self._queues[_PAGE] and _PAGE not in kinds
 
     def _feed(self) -> None:
-        while len(self._pending) < self._in_flight and (self._runs or self._pages):
-            call, handler = (self._runs or self._pages).popleft()
-            self._pending[self._pool.submit(call)] = handler
+        while len(self._pending) < self._in_flight:
+            kind = next((k for k, queue in enumerate(self._queues) if queue), None)
+            if kind is None:
+                return
+            call, handler = self._queues[kind].popleft()
+            self._pending[self._pool.submit(call)] = (handler, kind)
 
-    def results(self) -> Iterator[tuple[Future[Any], Handler]]:
-        """Answers as they complete, until nothing is queued or in flight."""
+    def results(
+        self, *, until: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Future[Any], Handler]]:
+        """Answers as they complete, until nothing is queued or in flight, or until `until()`
+        holds after an answer was handled (what is left stays queued and in flight)."""
         self._feed()
         while self._pending:
             done = wait(list(self._pending), return_when=FIRST_COMPLETED)[0]
             for fut in done:
-                yield fut, self._pending.pop(fut)
+                yield fut, self._pending.pop(fut)[0]
+                if until is not None and until():
+                    self._feed()
+                    return
             self._feed()
+
+
+_RUN, _PAGE, _LATER = range(3)
 
 
 @contextlib.contextmanager

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 
+from extractor.dev import targets
 from extractor.errors import ApiError
 from extractor.extract import extract
 from extractor.plan import ExtractOptions
@@ -147,6 +150,49 @@ def test_extracting_twice_changes_nothing_and_makes_few_requests(make_sim: MakeS
     assert len(changed) <= active
     assert result.requests <= 10 + active + 2
     assert_store_matches(sim)
+
+
+class _HeldRunRead(httpx.BaseTransport):
+    """The simulator over HTTP, but the first runs/get is held until clusters/events is asked
+    (or `hold_s` passed): the listing ends only after the events of stored runs are asked."""
+
+    def __init__(self, hold_s: float) -> None:
+        self._http = httpx.HTTPTransport()
+        self._hold_s = hold_s
+        self._held = False
+        self._lock = threading.Lock()
+        self.events_asked = threading.Event()
+        self.released_by_events: bool | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/2.1/clusters/events":
+            self.events_asked.set()
+        elif request.url.path == "/api/2.2/jobs/runs/get":
+            with self._lock:
+                hold, self._held = not self._held, True
+            if hold:
+                self.released_by_events = self.events_asked.wait(self._hold_s)
+        return self._http.handle_request(request)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def test_events_and_errors_of_stored_runs_are_asked_while_the_last_runs_complete(
+    make_sim: MakeSim,
+) -> None:
+    sim = make_sim(seed=17, runs=100)
+    transport = _HeldRunRead(hold_s=10)
+    result = sim.extract(ExtractOptions(flush_runs=30), transport=transport)
+    assert result.status == "ok"
+    assert transport.released_by_events
+    assert_store_matches(sim)
+    # Asked before the listing ended or after, each instance and failure is asked once.
+    stats = sim.server.stats()["requests"]
+    instances = targets.autoscaling_instances(sim.db)
+    assert stats["/api/2.1/clusters/events"] == len(instances) == result.cluster_events_read
+    failures = count(sim, "SELECT count(*) FROM task_errors")
+    assert stats["/api/2.2/jobs/runs/get-output"] == failures == result.errors_fetched
 
 
 class _LoopingApi:
