@@ -238,10 +238,6 @@ def is_active(life_cycle_state: str | None, status_state: str | None) -> bool:
     return not (life_cycle_state in TERMINAL_LIFE_CYCLES or status_state == "TERMINATED")
 
 
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def task_type(task: Mapping[str, Any]) -> str | None:
     """The task's type: the one key ending in `_task` whose value is an object."""
     for key, value in task.items():

@@ -43,7 +43,7 @@ from extractor.extract import (
     needs_full_fetch,
 )
 from extractor.extras import require
-from extractor.flatten import RunBundle, flatten_runs, prepare_runs, task_type
+from extractor.flatten import RunBundle, flatten_runs, is_for_each, prepare_runs
 from extractor.pipeline import extract_into, release_memory_promptly
 from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
@@ -481,7 +481,7 @@ def sdk_extract(url: str, token: str, db: Path, start_ms: int, end_ms: int) -> i
             run = w.jobs.get_run(listed.run_id, include_history=True).as_dict()
         iterations = {}
         for task in run.get("tasks") or []:
-            if task_type(task) == "for_each_task":
+            if is_for_each(task):
                 parent = w.jobs.get_run(int(task["run_id"])).as_dict()
                 iterations[str(task["run_id"])] = parent.get("iterations") or []
         run["iterations_by_task"] = iterations
@@ -624,7 +624,7 @@ class Recorder:
     def _widen(self, run: dict[str, Any]) -> dict[str, Any]:
         """Copies of a run's code tasks (new ids and keys) until it has about N task runs."""
         tasks = run.get("tasks") or []
-        plain = [t for t in tasks if task_type(t) != "for_each_task"]
+        plain = [t for t in tasks if not is_for_each(t)]
         if not plain or len(tasks) >= self.tasks_per_run or "iterations" in run:
             return run
         copies = list(tasks)
@@ -715,7 +715,7 @@ def bundles_of(rec: Recorder) -> list[RunBundle]:
         iterations = {
             int(t["run_id"]): rec.runs.get((int(t["run_id"]), False), {}).get("iterations") or []
             for t in run.get("tasks") or []
-            if task_type(t) == "for_each_task"
+            if is_for_each(t)
         }
         bundles.append(RunBundle(run, iterations))
     return bundles
