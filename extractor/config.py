@@ -8,9 +8,13 @@ metadata, OAuth token endpoints). No token or secret ever reaches a repr, a log 
 from __future__ import annotations
 
 import configparser
+import importlib
+import importlib.machinery
+import importlib.util
 import ipaddress
 import os
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -211,6 +215,7 @@ def _sdk_config_class() -> type[Any]:
     from extractor.extras import needs
 
     with needs("databricks.sdk", "jobruns", "signing in to a workspace"):
+        _defer_sdk_package_init()
         from databricks.sdk.core import Config
 
     # The SDK collects its attributes from the class's own __dict__ on first use and caches them
@@ -256,6 +261,38 @@ def _sdk_config_class() -> type[Any]:
 
 
 _SDK_CONFIG: type[Any] | None = None
+
+
+def _defer_sdk_package_init() -> None:
+    """Let databricks.sdk.core load without running the package's own __init__ first.
+
+    databricks/sdk/__init__.py imports every service module of the SDK (about a second of
+    dataclass building) before any of its submodules can load; signing in needs only the core,
+    about a third of that. The package is entered as a module whose __init__ runs on the first
+    attribute the core did not set (WorkspaceClient, say), so `import databricks.sdk` later in
+    the same process gives the whole package, with these same submodules and classes.
+    """
+    if "databricks.sdk" not in sys.modules:
+        spec = importlib.util.find_spec("databricks.sdk")
+        if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+            package = importlib.util.module_from_spec(spec)
+            loader = spec.loader
+
+            def complete(name: str) -> Any:
+                if importlib.machinery.PathFinder.find_spec(name, package.__path__):
+                    # A submodule (`from . import useragent` asks for it with hasattr first).
+                    return importlib.import_module(f"databricks.sdk.{name}")
+                del package.__dict__["__getattr__"]
+                loader.exec_module(package)
+                try:
+                    return package.__dict__[name]
+                except KeyError:
+                    message = f"module 'databricks.sdk' has no attribute {name!r}"
+                    raise AttributeError(message) from None
+
+            package.__dict__["__getattr__"] = complete
+            sys.modules["databricks.sdk"] = package
+            sys.modules["databricks"].__dict__["sdk"] = package  # as the import system does
 
 
 def _env_value(env: Mapping[str, str], name: str, aliases: list[str]) -> str | None:

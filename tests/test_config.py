@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -437,3 +439,32 @@ def test_duration_parses_units_and_combinations() -> None:
     assert parse_duration("2w") == timedelta(days=14)
     with pytest.raises(UsageError, match="14d"):
         parse_duration("7 days")
+
+
+def test_signing_in_loads_the_sdk_core_and_the_whole_sdk_stays_importable(sim: SimServer) -> None:
+    # Sign-in loads databricks.sdk.core without the package's service modules (a second of
+    # import on every cron start); a later `import databricks.sdk` still gets all of it.
+    script = f"""
+import sys
+from extractor.config import resolve_workspace
+config = resolve_workspace(host={sim.url!r}, token={PAT!r}, env={{}})
+assert config.auth_type == "pat", config
+loaded = sorted(m for m in sys.modules if m.startswith("databricks.sdk.service."))
+assert "databricks.sdk.service.jobs" not in loaded, loaded
+import databricks.sdk
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service.jobs import Run
+assert "databricks.sdk.service.jobs" in sys.modules
+assert databricks.sdk.core.Config in type(config.credentials._config).__mro__
+client = WorkspaceClient(host={sim.url!r}, token={PAT!r}, auth_type="pat")
+assert [r.run_id for r in client.jobs.list_runs(limit=2)], "no runs"
+try:
+    databricks.sdk.no_such_name
+except AttributeError:
+    print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

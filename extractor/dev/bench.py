@@ -444,6 +444,60 @@ def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
     )
 
 
+def bench_cli_incremental(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    """`jobruns extract` with nothing new, as cron starts it: a new process each time.
+
+    The CLI reads the real clock, so this workspace's clock is the real one too (the simulated
+    clock of the other rows would make its rescan due). Stored first without the API's limits,
+    then asked with the bench's latency and rate limit, three times; the median counts."""
+    runs = cfg.runs
+    with _step(f"generating a workspace of {runs} runs on the real clock"):
+        workspace = Workspace.generate(
+            cfg.seed, jobs=cfg.jobs, runs=runs, days=RETENTION_DAYS, now_ms=int(time.time() * 1000)
+        )
+    db = folder / "store-cli.duckdb"
+    with serve(workspace) as server:
+        config = resolve_workspace(host=server.url, token=server.token, env={})
+        with _step(f"storing its {runs} runs"):
+            (outcome,) = extract_into(db, [("sim", config)], ExtractOptions(), max_rps=10_000)
+        if outcome.error is not None:
+            raise outcome.error
+        server.set_faults(
+            Faults(
+                latency_ms=cfg.latency_ms,
+                jitter_ms=cfg.jitter_ms,
+                rate_limit_rps=cfg.rps,
+                retry_after_s=1,
+                seed=cfg.seed,
+            )
+        )
+        env = {k: v for k, v in _child_env().items() if not k.startswith("DATABRICKS_")}
+        command = [sys.executable, "-m", "extractor.cli", "extract", "--db", str(db)]
+        command += ["--host", server.url, "--token", server.token]
+        walls: list[float] = []
+        for attempt in range(3):
+            server.reset_stats()
+            with _step(f"jobruns extract with nothing new, process {attempt + 1} of 3"):
+                began = time.perf_counter()
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                walls.append(time.perf_counter() - began)
+            if done.returncode != 0:
+                raise JobrunsError(f"jobruns extract exited {done.returncode}: {done.stderr}")
+            req = api_requests(server)
+    walls.sort()
+    report.add(
+        _ratio_row(
+            "3 incremental",
+            "nothing new, from the CLI (a new process)",
+            walls[1],
+            2.0,
+            "s",
+            f"median of {', '.join(f'{w:.2f}' for w in walls)} s; {runs} runs stored;"
+            f" {req.total} requests ({req.note()})",
+        )
+    )
+
+
 # -- 2: a careful serial databricks-sdk loop ----------------------------------------------------
 
 
@@ -1675,6 +1729,8 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
                         bench_incremental(cfg, report, sim)
             finally:
                 sim.close()
+            if "incremental" in wanted:
+                bench_cli_incremental(cfg, report, folder)
             if sdk_wall is not None and jobruns_wall is not None:
                 report.add(
                     _ratio_row(
