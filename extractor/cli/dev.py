@@ -45,6 +45,13 @@ def demo(db: str | None, runs: int, jobs: int, seed: int, cloud: str, quiet: boo
 @click.option("--sdk-runs", type=click.IntRange(1), help="Run the SDK loop on the newest N runs.")
 @click.option("--new-runs", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--load-runs", type=click.IntRange(1), default=20_000, show_default=True)
+@click.option(
+    "--load-rounds",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Rounds of the load section, jobruns and read_json side by side; medians count.",
+)
 @click.option("--memory-runs", default="50000,200000", show_default=True)
 @click.option("--view-runs", type=click.IntRange(1), default=1_000_000, show_default=True)
 @click.option(
@@ -84,6 +91,7 @@ def bench(
     sdk_runs: int | None,
     new_runs: int,
     load_runs: int,
+    load_rounds: int,
     memory_runs: str,
     view_runs: int,
     fleet_workspaces: int,
@@ -107,6 +115,7 @@ def bench(
         sdk_runs=sdk_runs,
         new_runs=new_runs,
         load_runs=load_runs,
+        load_rounds=load_rounds,
         memory_runs=memory_runs,
         view_runs=view_runs,
         fleet_workspaces=fleet_workspaces,

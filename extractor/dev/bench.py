@@ -80,6 +80,7 @@ class BenchConfig:
     sdk_runs: int | None = None
     new_runs: int = 500
     load_runs: int = 20_000
+    load_rounds: int = 3
     load_tasks: int = 10
     memory_runs: tuple[int, ...] = (50_000, 200_000)
     view_runs: int = 1_000_000
@@ -106,6 +107,7 @@ class BenchConfig:
             sdk_runs=None,
             new_runs=40,
             load_runs=600,
+            load_rounds=2,
             memory_runs=(300, 1200),
             view_runs=5_000,
             cost_runs=300,
@@ -806,42 +808,25 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
         )
     )
 
-    flats = []
-    t_flatten = t_plain = 0.0
-    store = Store(folder / "upsert.duckdb")
-    store.initialize()
-    with _step("flatten + upsert vs plain Arrow insert"):
-        began_load = time.perf_counter()
-        # As an extract writes: the file held, batches stored by a writer thread.
-        with store.holding(), RunWriter(store, ws) as writer:
-            for i in range(0, len(bundles), FLUSH_RUNS):
-                began = time.perf_counter()
-                batch = prepare_runs(bundles[i : i + FLUSH_RUNS], extracted_at)
-                t_flatten += time.perf_counter() - began
-                writer.store(batch)
-        t_load = time.perf_counter() - began_load
-        flats = [
-            flatten_runs(bundles[i : i + FLUSH_RUNS], ws, extracted_at)
-            for i in range(0, len(bundles), FLUSH_RUNS)
-        ]
-        plain = Store(folder / "plain.duckdb")
-        plain.initialize()
-        with plain.holding():
-            for flat in flats:
-                began = time.perf_counter()
-                with plain.transaction() as con:
-                    for name, arrow_table in flat.tables().items():
-                        con.register("arrow_table", arrow_table)
-                        con.execute(f"INSERT INTO {name} SELECT * FROM arrow_table")
-                        con.unregister("arrow_table")
-                t_plain += time.perf_counter() - began
-            began = time.perf_counter()
-        t_plain += time.perf_counter() - began
-    del flats
-    with _step("DuckDB read_json load of the same runs"):
-        t_json = read_json_load(folder, bundles, ws)
+    # Rounds side by side, in alternating order: the machine's load moves both, and the median
+    # of each round's ratio is the figure.
+    rounds: list[tuple[float, float, float]] = []
+    for number in range(1, cfg.load_rounds + 1):
+        with _step(f"round {number} of {cfg.load_rounds}: flatten + upsert, DuckDB read_json"):
+            if number % 2:
+                t_load, t_flatten = jobruns_load(folder, bundles, ws, extracted_at)
+                t_json = read_json_load(folder, bundles, ws)
+            else:
+                t_json = read_json_load(folder, bundles, ws)
+                t_load, t_flatten = jobruns_load(folder, bundles, ws, extracted_at)
+        rounds.append((t_load, t_flatten, t_json))
+    t_load, t_flatten, t_json = (_median([r[i] for r in rounds]) for i in range(3))
+    ratio = _median([r[0] / r[2] for r in rounds])
+    with _step("plain Arrow insert of the same rows"):
+        t_plain = plain_arrow_load(folder, bundles, ws, extracted_at)
     n = len(bundles)
     t_upsert = t_load - t_flatten
+    each = "; ".join(f"{n / a:,.0f} vs {n / c:,.0f} runs/s = {a / c:.2f}x" for a, _, c in rounds)
     report.add(
         _ratio_row(
             "4 load (no network)",
@@ -849,9 +834,9 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
             n / t_load,
             LOAD_TARGET,
             "runs/s",
-            f"{t_load:.2f} s: JSON text on the extract's thread {t_flatten:.2f} s"
-            f" ({n / t_flatten:,.0f} runs/s), then {t_upsert:.2f} s more for the writer"
-            f" thread (DuckDB flattens and upserts), batches of {FLUSH_RUNS}",
+            f"median of {len(rounds)}: {t_load:.2f} s: JSON text on the extract's thread"
+            f" {t_flatten:.2f} s ({n / t_flatten:,.0f} runs/s), then {t_upsert:.2f} s more for"
+            f" the writer thread (DuckDB flattens and upserts), batches of {FLUSH_RUNS}",
             at_least=True,
         )
     )
@@ -859,11 +844,11 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
         _ratio_row(
             "4 load (no network)",
             "flatten + upsert vs DuckDB read_json of the same runs",
-            t_load / t_json,
+            ratio,
             1.5,
             "x",
-            f"read_json into the same four tables: {t_json:.2f} s ({n / t_json:,.0f} runs/s),"
-            " parsing included, one transaction",
+            f"median of {len(rounds)} rounds side by side (jobruns vs read_json: {each});"
+            f" read_json into the same four tables, parsing included, one transaction",
         )
     )
     report.add(
@@ -876,6 +861,61 @@ def bench_load(cfg: BenchConfig, report: Report, folder: Path) -> None:
             f"plain INSERT ... SELECT * FROM arrow_table: {t_plain:.2f} s ({n / t_plain:,.0f} runs/s)",
         )
     )
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def jobruns_load(
+    folder: Path, bundles: list[RunBundle], workspace_id: str, extracted_at: datetime
+) -> tuple[float, float]:
+    """Seconds to store the runs as an extract does (the file held, a writer thread storing
+    batches while the next is prepared) into a new store, and the part spent preparing."""
+    path = folder / "upsert.duckdb"
+    _remove_store(path)
+    store = Store(path)
+    store.initialize()
+    t_prepare = 0.0
+    began_load = time.perf_counter()
+    with store.holding(), RunWriter(store, workspace_id) as writer:
+        for i in range(0, len(bundles), FLUSH_RUNS):
+            began = time.perf_counter()
+            batch = prepare_runs(bundles[i : i + FLUSH_RUNS], extracted_at)
+            t_prepare += time.perf_counter() - began
+            writer.store(batch)
+    return time.perf_counter() - began_load, t_prepare
+
+
+def plain_arrow_load(
+    folder: Path, bundles: list[RunBundle], workspace_id: str, extracted_at: datetime
+) -> float:
+    """Seconds to insert the flattened rows (Arrow, flattened beforehand) batch by batch, one
+    transaction each, with no upsert: what storing costs by itself."""
+    flats = [
+        flatten_runs(bundles[i : i + FLUSH_RUNS], workspace_id, extracted_at)
+        for i in range(0, len(bundles), FLUSH_RUNS)
+    ]
+    path = folder / "plain.duckdb"
+    _remove_store(path)
+    plain = Store(path)
+    plain.initialize()
+    began = time.perf_counter()
+    with plain.holding():
+        for flat in flats:
+            with plain.transaction() as con:
+                for name, arrow_table in flat.tables().items():
+                    con.register("arrow_table", arrow_table)
+                    con.execute(f"INSERT INTO {name} SELECT * FROM arrow_table")
+                    con.unregister("arrow_table")
+    return time.perf_counter() - began
+
+
+def _remove_store(path: Path) -> None:
+    for part in (path, path.with_name(path.name + ".wal")):
+        part.unlink(missing_ok=True)
 
 
 def read_json_load(folder: Path, bundles: list[RunBundle], workspace_id: str) -> float:
@@ -899,6 +939,7 @@ def read_json_load(folder: Path, bundles: list[RunBundle], workspace_id: str) ->
     }.items():
         sql = sql.replace("{" + name + "}", value)
     path = folder / "read_json.duckdb"
+    _remove_store(path)
     Store(path).initialize()
     began = time.perf_counter()
     con = duckdb.connect(str(path))
