@@ -60,6 +60,10 @@ POOL_REFRESH = timedelta(hours=24)
 # Events are asked for a little beyond the tasks' span: the cluster starts before its first
 # task runs and its last resize may precede the first task's start time by a few seconds.
 EVENTS_MARGIN = timedelta(hours=1)
+# Cluster events and task errors are stored every this many answers, not at the end: a large
+# workspace's failures and autoscaling clusters would otherwise all wait in memory, and a crash
+# would lose them (each stored batch is never asked for again).
+LATER_BATCH = 500
 
 
 class JobsApi(Protocol):
@@ -242,12 +246,13 @@ class Extraction:
         # existing_cluster_id of the tasks stored so far, and what clusters/get said of each.
         self._clusters_used: set[str] = set()
         self._clusters: dict[str, dict[str, Any] | str] = {}
-        # Failed task runs whose runs/get-output answered (or was refused for good).
+        # Failed task runs whose runs/get-output answered (or was refused for good), until
+        # stored (every LATER_BATCH and at the end).
         self._task_errors: list[dict[str, Any]] = []
         # Instance pools named by tasks stored so far and by cluster specs, and their answers.
         self._pools_used: set[str] = set()
         self._pools: dict[str, dict[str, Any] | str] = {}
-        # cluster_id -> (job run, the worker-count events or why the API refused).
+        # cluster_id -> (job run, the worker-count events or why the API refused), until stored.
         self._events: dict[str, tuple[int, list[dict[str, Any]] | str]] = {}
         # What was asked for already: the events of these clusters, the output of these task
         # runs (failures that ended after `_outputs_after`).
@@ -559,6 +564,8 @@ class Extraction:
                 failure.get("result_state"),
             )
         self._task_errors.append(row)
+        if len(self._task_errors) >= LATER_BATCH:
+            self._store_task_errors()
 
     def _queue_events(self, runs: set[int] | None) -> None:
         with self.store.connect() as con:
@@ -584,6 +591,8 @@ class Extraction:
         except ApiError as exc:
             log.warning("could not read the events of cluster %s: %s", cluster_id, exc)
             self.result.errors.append(str(exc))
+        if len(self._events) >= LATER_BATCH:
+            self._store_events()
 
     def _queue_pools(self) -> None:
         for answer in self._clusters.values():
@@ -702,7 +711,8 @@ class Extraction:
         rows = flatten_task_errors(self._task_errors, self.workspace_id, self.now())
         with self.store.transaction() as con:
             self.store.insert_task_errors(con, self.workspace_id, rows)
-        self.result.errors_fetched = len(self._task_errors)
+        self.result.errors_fetched += len(self._task_errors)
+        self._task_errors = []
 
     def _store_events(self) -> None:
         if not self._events:
@@ -735,7 +745,8 @@ class Extraction:
                 con, "cluster_event_reads", self.workspace_id, "cluster_id", done
             )
         self.result.changed_run_ids.update(job for job, _ in self._events.values())
-        self.result.cluster_events_read = len(self._events)
+        self.result.cluster_events_read += len(self._events)
+        self._events = {}
 
     def _store_pools(self) -> None:
         if not self._pools:

@@ -15,6 +15,7 @@ from extractor.dev.targets import failure_figures
 from extractor.extract import extract
 from extractor.flatten import bound_trace
 from extractor.plan import ExtractOptions
+from extractor.store import Store
 from tests.conftest import MakeSim, Sim
 
 OUTPUT = "/api/2.2/jobs/runs/get-output"
@@ -136,3 +137,53 @@ def test_changed_signer_version_re_signs_stored_errors(
         r: v["signature"] for r, v in before.items()
     }
     assert {v["signature_version"] for v in after.values()} == {99}
+
+
+def test_errors_and_events_are_stored_as_they_come_and_a_crash_keeps_them(
+    make_sim: MakeSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored every LATER_BATCH answers: a large workspace's failures do not wait in memory,
+    # and those stored before a crash are never asked for again.
+    whole = make_sim(seed=5, runs=300)
+    everything = _extract(whole)
+    expected = _errors(whole)
+    assert everything.errors_fetched == len(expected) > 12 and everything.cluster_events_read > 8
+
+    monkeypatch.setattr("extractor.extract.LATER_BATCH", 4)
+    sim = make_sim(seed=5, runs=300, db=whole.db.with_name("batched.duckdb"))
+    batches: list[int] = []
+    original = Store.insert_task_errors
+
+    def insert_then_crash(self: Store, con: Any, workspace_id: str, rows: Any) -> None:
+        original(self, con, workspace_id, rows)
+        batches.append(rows.num_rows)
+        if len(batches) == 3:
+            raise RuntimeError("the machine went down")
+
+    monkeypatch.setattr(Store, "insert_task_errors", insert_then_crash)
+    with pytest.raises(RuntimeError, match="went down"):
+        _extract(sim)
+    kept = _errors(sim)
+    # The crash came inside the third batch's transaction: two batches were committed.
+    assert batches == [4, 4, 4] and len(kept) == 8
+    with duckdb.connect(str(sim.db), read_only=True) as con:
+        events_read = con.execute("SELECT count(*) FROM cluster_event_reads").fetchone()
+    assert events_read is not None and events_read[0] % 4 == 0 and events_read[0] > 0
+
+    monkeypatch.setattr(Store, "insert_task_errors", original)
+    sim.server.reset_stats()
+    again = _extract(sim)
+    assert _outputs(sim) == len(expected) - 8 == again.errors_fetched
+    drop = ("extracted_at",)
+    assert {k: {c: v for c, v in r.items() if c not in drop} for k, r in _errors(sim).items()} == {
+        k: {c: v for c, v in r.items() if c not in drop} for k, r in expected.items()
+    }
+    with (
+        duckdb.connect(str(sim.db), read_only=True) as con,
+        duckdb.connect(str(whole.db), read_only=True) as whole_con,
+    ):
+        for query in (
+            "SELECT * FROM cluster_workers ORDER BY ALL",
+            "SELECT * EXCLUDE (fetched_at) FROM cluster_event_reads ORDER BY ALL",
+        ):
+            assert con.execute(query).fetchall() == whole_con.execute(query).fetchall()
