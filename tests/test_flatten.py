@@ -256,7 +256,8 @@ def test_any_valid_run_flattens_to_the_store_schema_and_loads(batch: list[dict[s
         assert parsed["run_id"] in distinct
 
 
-@settings(max_examples=50, deadline=None)
+# 39 lists in all: 20 examples meet both branches.
+@settings(max_examples=20, deadline=None)
 @given(
     st.lists(st.sampled_from(["BRAND_NEW_STATE", "TERMINATED", "QUEUED"]), min_size=1, max_size=3)
 )
