@@ -277,13 +277,25 @@ def _defer_sdk_package_init() -> None:
         if spec is not None and spec.loader is not None and spec.submodule_search_locations:
             package = importlib.util.module_from_spec(spec)
             loader = spec.loader
+            # Another thread asking meanwhile waits for __init__ to finish; __init__'s own
+            # questions about names it has not defined yet get AttributeError, as usual.
+            completing = threading.RLock()
+            running = False
 
             def complete(name: str) -> Any:
+                nonlocal running
                 if importlib.machinery.PathFinder.find_spec(name, package.__path__):
                     # A submodule (`from . import useragent` asks for it with hasattr first).
                     return importlib.import_module(f"databricks.sdk.{name}")
-                del package.__dict__["__getattr__"]
-                loader.exec_module(package)
+                with completing:
+                    if not running and "__getattr__" in package.__dict__:
+                        running = True
+                        try:
+                            loader.exec_module(package)
+                            if package.__dict__.get("__getattr__") is complete:
+                                del package.__dict__["__getattr__"]
+                        finally:
+                            running = False
                 try:
                     return package.__dict__[name]
                 except KeyError:

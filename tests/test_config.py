@@ -451,8 +451,19 @@ config = resolve_workspace(host={sim.url!r}, token={PAT!r}, env={{}})
 assert config.auth_type == "pat", config
 loaded = sorted(m for m in sys.modules if m.startswith("databricks.sdk.service."))
 assert "databricks.sdk.service.jobs" not in loaded, loaded
+import threading
 import databricks.sdk
+# Threads asking at once all wait for the package's __init__, which runs once.
+seen = []
+threads = [
+    threading.Thread(target=lambda: seen.append(databricks.sdk.WorkspaceClient))
+    for _ in range(4)
+]
+for t in threads: t.start()
+for t in threads: t.join()
+assert len(seen) == 4 and len(set(seen)) == 1, seen
 from databricks.sdk import WorkspaceClient
+assert WorkspaceClient is seen[0]
 from databricks.sdk.service.jobs import Run
 assert "databricks.sdk.service.jobs" in sys.modules
 assert databricks.sdk.core.Config in type(config.credentials._config).__mro__
