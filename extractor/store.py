@@ -131,6 +131,11 @@ def open_connection(
             raise StoreError(_describe_open_error(path, exc)) from exc
 
 
+def store_files(path: Path) -> tuple[Path, Path]:
+    """The store's file and its write-ahead log (which exists only between checkpoints)."""
+    return path, path.with_name(path.name + ".wal")
+
+
 def open_snapshot(path: Path, *, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a private copy of the store as it is now.
 
@@ -146,10 +151,9 @@ def open_snapshot(path: Path, *, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPy
         source = open_connection(path, read_only=True, wait_s=wait_s)
         try:
             version = check_version(source)
-            for suffix in ("", ".wal"):
-                original = path.with_name(path.name + suffix)
+            for original, target in zip(store_files(path), store_files(copy), strict=True):
                 if original.exists():
-                    shutil.copyfile(original, copy.with_name(copy.name + suffix))
+                    shutil.copyfile(original, target)
         except OSError as exc:
             raise StoreError(
                 f"cannot copy the store {path} to {folder} for a snapshot: {exc.strerror}; "

@@ -47,7 +47,7 @@ from extractor.flatten import RunBundle, flatten_runs, is_for_each, prepare_runs
 from extractor.pipeline import extract_into, release_memory_promptly
 from extractor.plan import ExtractOptions
 from extractor.schema import TABLES, create_tables
-from extractor.store import RunWriter, Store
+from extractor.store import RunWriter, Store, store_files
 
 SECTIONS = ("cold", "sdk", "incremental", "load", "memory", "views", "cost", "fleet")
 # `--skip sdk,memory,views` reads naturally; so does `--skip extract` for the first section.
@@ -97,6 +97,17 @@ class BenchConfig:
     fleet_seed: int = 71
     sections: tuple[str, ...] = SECTIONS
     tiny: bool = False
+
+    def api_faults(self) -> Faults:
+        """The simulated API of the extraction rows: latency, jitter and the server's limit
+        (429 with Retry-After: 1)."""
+        return Faults(
+            latency_ms=self.latency_ms,
+            jitter_ms=self.jitter_ms,
+            rate_limit_rps=self.rps,
+            retry_after_s=1,
+            seed=self.seed,
+        )
 
     def shrunk(self) -> BenchConfig:
         return replace(
@@ -464,15 +475,7 @@ def bench_cli_incremental(cfg: BenchConfig, report: Report, folder: Path) -> Non
             (outcome,) = extract_into(db, [("sim", config)], ExtractOptions(), max_rps=10_000)
         if outcome.error is not None:
             raise outcome.error
-        server.set_faults(
-            Faults(
-                latency_ms=cfg.latency_ms,
-                jitter_ms=cfg.jitter_ms,
-                rate_limit_rps=cfg.rps,
-                retry_after_s=1,
-                seed=cfg.seed,
-            )
-        )
+        server.set_faults(cfg.api_faults())
         env = {k: v for k, v in _child_env().items() if not k.startswith("DATABRICKS_")}
         command = [sys.executable, "-m", "extractor.cli", "extract", "--db", str(db)]
         command += ["--host", server.url, "--token", server.token]
@@ -914,7 +917,7 @@ def plain_arrow_load(
 
 
 def _remove_store(path: Path) -> None:
-    for part in (path, path.with_name(path.name + ".wal")):
+    for part in store_files(path):
         part.unlink(missing_ok=True)
 
 
@@ -1752,14 +1755,7 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
         wanted = set(cfg.sections)
         jobruns_wall: float | None = None
         if wanted & {"cold", "incremental", "sdk"}:
-            faults = Faults(
-                latency_ms=cfg.latency_ms,
-                jitter_ms=cfg.jitter_ms,
-                rate_limit_rps=cfg.rps,
-                retry_after_s=1,
-                seed=cfg.seed,
-            )
-            sim = SimRun(cfg, cfg.runs, faults, folder)
+            sim = SimRun(cfg, cfg.runs, cfg.api_faults(), folder)
             try:
                 # The SDK loop first: extractions move the simulated clock, listing does not.
                 sdk_wall = bench_sdk(cfg, report, sim, folder) if "sdk" in wanted else None

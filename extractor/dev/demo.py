@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from extractor.errors import UsageError
-from extractor.store import open_connection
+from extractor.store import open_connection, store_files
 
 EXAMPLE_QUERIES = (
     (
@@ -53,10 +53,8 @@ def _ensure_demo_path(path: Path) -> None:
         raise UsageError(
             f"{path} exists and is not a demo store; pass another --db path for the demo"
         )
-    path.unlink()
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists():
-        wal.unlink()
+    for part in store_files(path):
+        part.unlink(missing_ok=True)
 
 
 def build_demo_store(
