@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -39,6 +40,14 @@ WRITER_MEMORY_LIMIT = "64MB"
 WRITER_BATCH_RUNS = 2000
 WRITER_BATCH_BYTES = 16 * 2**20
 
+# A held file (an extract) is written on one DuckDB thread: its batches are small, and a
+# second thread costs more than it brings while the extract's own thread prepares the next.
+WRITER_THREADS = 1
+# DuckDB's Python client takes the GIL back between the small tasks of every statement, and a
+# thread waiting for the GIL gets it after Python's switch interval (5 ms by default) while the
+# extract's threads run Python. While runs are written the interval is this short.
+WRITER_SWITCH_INTERVAL_S = 0.00005
+
 # How long an open waits for another process (a reader or the writer) to let go of the file.
 LOCK_WAIT_S = 30.0
 # An extract keeps the file open across its write transactions until another process waits
@@ -48,10 +57,16 @@ HOLD_S = 10.0
 GAP_S = 0.15
 # How often an open tries again while the file is held: well within GAP_S.
 RETRY_MAX_S = 0.05
-# The WAL a held file may grow to before DuckDB checkpoints it (DuckDB's default is 16 MB).
-# Each checkpoint compresses and rewrites the tables' last row groups: fewer is faster, while
-# letting go of the file for a reader waits for what is left of it.
-HELD_WAL_LIMIT = "64MB"
+# The WAL a held file may grow to before DuckDB checkpoints it (DuckDB's default, made
+# explicit). What is committed and not yet checkpointed sits in the writer's small pool: a
+# larger WAL spills it to disk and reads it back, and letting go of the file for a reader waits
+# for what is left of it.
+HELD_WAL_LIMIT = "16MB"
+# While the file is held its checkpoints do not vacuum, that is, merge the tables' small row
+# groups into full ones: each merge rewrites the last row group (up to 122,880 rows, the runs'
+# JSON included), and a held file checkpoints every few seconds. The checkpoint when the file is
+# let go of merges what the hold wrote, once.
+HELD_VACUUM_TASKS = 0
 # A jobruns process waiting for the file touches STORE.waiting; the holder lets go on seeing it.
 WAITING_SUFFIX = ".waiting"
 
@@ -63,6 +78,30 @@ def waiting_path(path: Path) -> Path:
 def _say_waiting(path: Path) -> None:
     with contextlib.suppress(OSError):
         waiting_path(path).touch()
+
+
+_SWITCH_GUARD = threading.Lock()
+_SWITCH_USERS = 0
+_SWITCH_SAVED = 0.0
+
+
+@contextlib.contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """Python's switch interval at WRITER_SWITCH_INTERVAL_S at most within the block (nested
+    and concurrent blocks, a fleet's writers, share it); the previous value afterwards."""
+    global _SWITCH_USERS, _SWITCH_SAVED
+    with _SWITCH_GUARD:
+        if _SWITCH_USERS == 0:
+            _SWITCH_SAVED = sys.getswitchinterval()
+            sys.setswitchinterval(min(_SWITCH_SAVED, WRITER_SWITCH_INTERVAL_S))
+        _SWITCH_USERS += 1
+    try:
+        yield
+    finally:
+        with _SWITCH_GUARD:
+            _SWITCH_USERS -= 1
+            if _SWITCH_USERS == 0:
+                sys.setswitchinterval(_SWITCH_SAVED)
 
 
 @dataclass
@@ -212,9 +251,10 @@ class _Holder:
     of the file when its last connection closes. A transaction on a connection of its own thus
     paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
     nothing, and the checkpoints come from the WAL's size alone (HELD_WAL_LIMIT, which also
-    bounds what letting go has left to checkpoint). A thread closes the held
-    connection (after the transaction in progress) as soon as another jobruns process says it
-    waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
+    bounds what letting go has left to checkpoint), without merging row groups until the file is
+    let go of (HELD_VACUUM_TASKS), on one DuckDB thread (WRITER_THREADS). A thread closes the
+    held connection (after the transaction in progress) as soon as another jobruns process says
+    it waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
     process's next open waits) so that the other process gets its turn.
     """
 
@@ -235,6 +275,8 @@ class _Holder:
             time.sleep(max(0.0, self.closed_at + GAP_S - time.monotonic()))
             self.con = open_connection(self.path, wait_s=wait_s)
             self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
+            self.con.execute(f"SET threads = {WRITER_THREADS}")
+            self.con.execute(f"SET max_vacuum_tasks = {HELD_VACUUM_TASKS}")
             self.opened_at, self.opened_wall = time.monotonic(), time.time()
 
     def release(self) -> None:
@@ -242,6 +284,9 @@ class _Holder:
         if self.con is not None:
             con, self.con = self.con, None
             try:
+                # The checkpoint at close merges the row groups the hold wrote.
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("RESET max_vacuum_tasks")
                 con.close()
             finally:
                 self.closed_at = time.monotonic()
@@ -730,7 +775,8 @@ class Store:
 class RunWriter:
     """Stores batches of runs (flattened by DuckDB, see `Store.upsert_runs`) on a thread of its
     own, in order, while the caller (the extract) goes on reading and preparing the next: DuckDB
-    works without Python's lock, so a second core is used. The writer takes every batch waiting
+    works without Python's lock (and takes it back often: Python's switch interval is short
+    meanwhile, see WRITER_SWITCH_INTERVAL_S), so a second core is used. The writer takes every batch waiting
     when it gets to them, up to `max_runs` runs, into one transaction (or several of
     WRITER_BATCH_BYTES of JSON text at most): under load few large transactions, when idle each
     batch at once. The caller waits while `max_runs` runs are waiting. `stored` gathers what
@@ -748,8 +794,10 @@ class RunWriter:
         self._error: BaseException | None = None
         self.stored = StoredRuns()
         self._thread = threading.Thread(target=self._write, name="store-writer", daemon=True)
+        self._switch = _short_switch_interval()
 
     def __enter__(self) -> RunWriter:
+        self._switch.__enter__()
         self._thread.start()
         return self
 
@@ -760,6 +808,7 @@ class RunWriter:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+        self._switch.__exit__(None, None, None)
         if exc_type is None:
             self._raise()
 
