@@ -776,8 +776,8 @@ class RunWriter:
     """Stores batches of runs (flattened by DuckDB, see `Store.upsert_runs`) on a thread of its
     own, in order, while the caller (the extract) goes on reading and preparing the next: DuckDB
     works without Python's lock (and takes it back often: Python's switch interval is short
-    meanwhile, see WRITER_SWITCH_INTERVAL_S), so a second core is used. The writer takes every batch waiting
-    when it gets to them, up to `max_runs` runs, into one transaction (or several of
+    meanwhile, see WRITER_SWITCH_INTERVAL_S), so a second core is used. The writer takes every
+    batch waiting when it gets to them, up to `max_runs` runs, into one transaction (or several of
     WRITER_BATCH_BYTES of JSON text at most): under load few large transactions, when idle each
     batch at once. The caller waits while `max_runs` runs are waiting. `stored` gathers what
     the transactions' StoredRuns said. Leaving the block waits for every batch to be stored
@@ -807,8 +807,10 @@ class RunWriter:
                 self._waiting, self._waiting_runs = [], 0
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
-        self._switch.__exit__(None, None, None)
+        try:
+            self._thread.join()
+        finally:
+            self._switch.__exit__(None, None, None)
         if exc_type is None:
             self._raise()
 
