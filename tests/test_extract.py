@@ -241,12 +241,12 @@ def test_cron_extracts_leave_the_tables_in_full_row_groups_and_python_as_it_was(
     # While an extract holds the store its checkpoints do not merge row groups (each commit adds
     # its own); letting go of the store merges them. Without that, every cron extract would
     # leave a few small row groups behind for good.
-    sim = make_sim(seed=14, runs=300)
+    sim = make_sim(seed=14, runs=200)
     interval = sys.getswitchinterval()
-    sim.extract(ExtractOptions(flush_runs=50))
-    for _ in range(4):
+    sim.extract(ExtractOptions(flush_runs=40))
+    for _ in range(3):
         sim.advance(1800)
-        sim.extract(ExtractOptions(flush_runs=50))
+        sim.extract(ExtractOptions(flush_runs=40))
         assert sys.getswitchinterval() == interval
     for table in ("runs", "tasks", "repair_history"):
         groups = count(
