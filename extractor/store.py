@@ -40,9 +40,6 @@ WRITER_MEMORY_LIMIT = "64MB"
 WRITER_BATCH_RUNS = 2000
 WRITER_BATCH_BYTES = 16 * 2**20
 
-# A held file (an extract) is written on one DuckDB thread: its batches are small, and a
-# second thread costs more than it brings while the extract's own thread prepares the next.
-WRITER_THREADS = 1
 # DuckDB's Python client takes the GIL back between the small tasks of every statement, and a
 # thread waiting for the GIL gets it after Python's switch interval (5 ms by default) while the
 # extract's threads run Python. While runs are written the interval is this short.
@@ -67,6 +64,9 @@ HELD_WAL_LIMIT = "16MB"
 # JSON included), and a held file checkpoints every few seconds. The checkpoint when the file is
 # let go of merges what the hold wrote, once.
 HELD_VACUUM_TASKS = 0
+# A held file (an extract) is written on one DuckDB thread: its batches are small, and a
+# second thread costs more than it brings while the extract's own thread prepares the next.
+HELD_THREADS = 1
 # A jobruns process waiting for the file touches STORE.waiting; the holder lets go on seeing it.
 WAITING_SUFFIX = ".waiting"
 
@@ -252,7 +252,7 @@ class _Holder:
     paid for an open, a checkpoint and a close. While held, a transaction's open and close cost
     nothing, and the checkpoints come from the WAL's size alone (HELD_WAL_LIMIT, which also
     bounds what letting go has left to checkpoint), without merging row groups until the file is
-    let go of (HELD_VACUUM_TASKS), on one DuckDB thread (WRITER_THREADS). A thread closes the
+    let go of (HELD_VACUUM_TASKS), on one DuckDB thread (HELD_THREADS). A thread closes the
     held connection (after the transaction in progress) as soon as another jobruns process says
     it waits for the file, or after HOLD_S, and the file then stays closed for GAP_S (the
     process's next open waits) so that the other process gets its turn.
@@ -275,7 +275,7 @@ class _Holder:
             time.sleep(max(0.0, self.closed_at + GAP_S - time.monotonic()))
             self.con = open_connection(self.path, wait_s=wait_s)
             self.con.execute(f"SET checkpoint_threshold = '{HELD_WAL_LIMIT}'")
-            self.con.execute(f"SET threads = {WRITER_THREADS}")
+            self.con.execute(f"SET threads = {HELD_THREADS}")
             self.con.execute(f"SET max_vacuum_tasks = {HELD_VACUUM_TASKS}")
             self.opened_at, self.opened_wall = time.monotonic(), time.time()
 
