@@ -122,14 +122,16 @@ def extract_into(
     extract changed are recomputed. Outcomes come in the order given; a workspace's error is in
     its outcome, not raised.
     """
-    with ExtractLock(db):
+    store = Store(db)
+    # Held from the first write to the last refresh: one open of the file, one closing checkpoint.
+    with ExtractLock(db), store.holding():
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board, now=now)
         done = [o.result for o in outcomes if o.result is not None]
         if done:
             # Errors signed by an older signer (SIGNATURE_VERSION changed) are signed again.
-            with Store(db).transaction() as con:
+            with store.transaction() as con:
                 resign_errors(con)
-            with Store(db).connect() as con:
+            with store.connect() as con:
                 if not ensure_views(con):
                     changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
                     refresh_materialized(con, changed)

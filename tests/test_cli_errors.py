@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -168,3 +170,52 @@ def test_unwritable_store_is_refused_with_exit_1(
         capsys, "extract", "--host", server.url, "--token", server.token, "--db", str(db)
     )
     assert code == 1 and "permission denied" in text
+
+
+def _program(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter that runs `script`, its output captured."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    env["DATABRICKS_CONFIG_FILE"] = str(tmp_path / "no-databrickscfg")
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_program_exits_with_the_command_s_code_its_output_and_exit_handlers_whole(
+    tmp_path: Path,
+) -> None:
+    # `jobruns` skips tearing the interpreter down; what it printed and what exit handlers do
+    # still reaches the end, and the exit code is the command's.
+    template = (
+        "import atexit, sys\n"
+        "from extractor.cli import run\n"
+        "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+        "sys.argv = ['jobruns', *{args!r}]\n"
+        "run()\n"
+        "print('not reached')\n"
+    )
+    done = _program(template.format(args=["--version"]), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("jobruns, version")
+    assert done.stdout.splitlines()[-1] == "exit handler ran"
+    missing = str(tmp_path / "none.duckdb")
+    done = _program(template.format(args=["query", "--db", missing, "SELECT 1"]), tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "error:" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout.strip() == "exit handler ran"
+
+
+def test_the_program_waits_for_a_worker_thread_still_running(tmp_path: Path) -> None:
+    script = (
+        "import sys, threading, time\n"
+        "from extractor.cli import run\n"
+        "def later():\n"
+        "    time.sleep(0.3)\n"
+        "    print('worker done', flush=True)\n"
+        "threading.Thread(target=later).start()\n"
+        "sys.argv = ['jobruns', '--version']\n"
+        "run()\n"
+    )
+    done = _program(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "worker done"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import duckdb
 
-from extractor.analytics.cost import ensure_cost_tables
 from extractor.analytics.materialize import refresh_materialized
 from extractor.analytics.sqlfiles import view_files, views_digest
 from extractor.errors import StoreError
@@ -40,6 +39,10 @@ def create_views(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) -> 
     With `temporary`, the views (and any cost table the store lacks) are created as TEMP objects
     of this connection only, which is how a read-only store gets its views.
     """
+    # Here, not at the top: the cost module's price models (pydantic) cost a start from cron,
+    # whose store has its views, a twentieth of a second.
+    from extractor.analytics.cost import ensure_cost_tables
+
     ensure_cost_tables(con, temporary=temporary)
     kind = "TEMP VIEW" if temporary else "VIEW"
     for view in view_files():

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted. Tracebacks 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -36,7 +37,28 @@ __all__ = [
     "lake",
     "main",
     "prices",
+    "run",
 ]
+
+
+def run() -> None:
+    """The `jobruns` program (its console script and `python -m extractor.cli`): `main`, then
+    an exit that skips tearing the interpreter down.
+
+    When `main` returns, what a command wrote is committed and closed; what is left is freeing
+    every module and the static state of DuckDB's and Arrow's libraries, a tenth of a second or
+    more on each start from cron. Exit handlers still run and the streams are flushed. With a
+    worker thread still alive, the exit is the normal one, which waits for it.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if not isinstance(code, int | None) or _busy_threads():
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    _leave(code or 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,14 +115,23 @@ def _exit_now(code: int) -> None:
     Python joins pool threads at exit; after an interrupt that could take a request timeout.
     Everything worth keeping is committed already, so flush the streams and leave at once.
     """
-    busy = [
+    if not _busy_threads():
+        sys.exit(code)
+    logging.shutdown()
+    _leave(code)
+
+
+def _busy_threads() -> list[threading.Thread]:
+    """Threads other than the main one that Python's exit would wait for."""
+    return [
         t
         for t in threading.enumerate()
         if t is not threading.main_thread() and t.is_alive() and not t.daemon
     ]
-    if not busy:
-        sys.exit(code)
-    logging.shutdown()
+
+
+def _leave(code: int) -> None:
+    """Flush the standard streams and end the process at once."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -1,5 +1,5 @@
 """`python -m extractor.cli`: the same as the `jobruns` command."""
 
-from extractor.cli import main
+from extractor.cli import run
 
-main()
+run()
