@@ -32,7 +32,7 @@ class ExtractOptions:
     slice_span: timedelta = timedelta(hours=6)
     # Runs go to the writer every flush_runs, or once flush_seconds passed since the last
     # hand-over: a cron extract's few runs are then stored while its last answers are awaited.
-    flush_seconds: float = 0.25
+    flush_seconds: float = 0.5
     flush_runs: int = 500
     # Read the error of every failed task run with runs/get-output (`extract --no-errors`: off).
     errors: bool = True
