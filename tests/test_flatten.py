@@ -233,7 +233,7 @@ SHARED = duckdb.connect()
 create_tables(SHARED)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(runs(), max_size=5))
 def test_any_valid_run_flattens_to_the_store_schema_and_loads(batch: list[dict[str, Any]]) -> None:
     flat = flatten_runs([RunBundle(r) for r in batch], "ws", NOW)
@@ -275,7 +275,7 @@ def test_unknown_enum_values_are_stored_and_reported(values: list[str]) -> None:
     assert flat.unknown == (expected_unknown if "BRAND_NEW_STATE" in values else set())
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.lists(runs(), max_size=6), st.integers(0, 6), st.integers(1, 400))
 def test_batches_joined_then_cut_by_size_store_what_one_batch_stores(
     batch: list[dict[str, Any]], cut: int, max_bytes: int
