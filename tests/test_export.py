@@ -84,7 +84,8 @@ def sim(make_sim: MakeSim) -> Sim:
     return sim
 
 
-# Delta's writer takes about 9 s here: with the slow tests (Parquet covers the default suite).
+# The default suite's slowest test (Delta's writer, about 9 s) runs with the slow ones; the Parquet
+# export below covers the same path in the default suite.
 @pytest.mark.slow
 def test_delta_export_equals_the_store_and_a_second_export_commits_nothing(
     sim: Sim, tmp_path: Path
