@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import resource
 import select
 import statistics
 import subprocess
@@ -971,89 +970,96 @@ def read_json_load(folder: Path, bundles: list[RunBundle], workspace_id: str) ->
     return time.perf_counter() - began
 
 
-# -- 5: peak memory in a child process ---------------------------------------------------------
+# -- 5: peak memory of `jobruns extract` in a process of its own ------------------------------
 
 
-def peak_rss_kb() -> int:
-    """This process's peak resident memory in KiB.
-
-    VmHWM, as ru_maxrss survives exec on Linux: a child would report its parent's peak.
-    """
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+def _peak_lines(stderr: str) -> dict[str, int]:
+    """BASE_KB and PEAK_KB as `extractor.dev.peak` prints them."""
+    out: dict[str, int] = {}
+    for line in stderr.splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("BASE_KB", "PEAK_KB") and value.strip().isdigit():
+            out[key] = int(value)
+    return out
 
 
-def memory_child(args: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a fresh interpreter: one cold extract; reports peak RSS before and after."""
-    base = peak_rss_kb()
-    release_memory_promptly()  # as the CLI does
-    config = resolve_workspace(host=args["url"], token=args["token"], env={})
-    now = datetime.fromtimestamp(args["now_ms"] / 1000, tz=UTC)
-    began = time.perf_counter()
-    with JobsClient(config, max_rps=10_000, max_concurrency=args["concurrency"]) as client:
-        result = extract(
-            client,
-            Store(args["db"]),
-            ExtractOptions(concurrency=args["concurrency"]),
-            now=lambda: now,
+_EXTRACTION_CHILD = "from extractor.dev.peak import extraction; extraction()"
+
+
+def _memory_row(
+    report: Report,
+    out: subprocess.CompletedProcess[str],
+    db: Path,
+    note: str,
+    *,
+    cli: bool = False,
+) -> dict[str, int] | None:
+    """The row of one child's peak; its BASE_KB and PEAK_KB, None if it failed."""
+    what = "jobruns extract" if cli else "extraction"
+    kb = _peak_lines(out.stderr)
+    if out.returncode != 0 or len(kb) < 2:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        report.add(Row("5 peak memory", f"{what}: failed", "failed", "", None, False, tail))
+        return None
+    with duckdb.connect(str(db), read_only=True) as con:
+        (runs,) = con.execute("SELECT count(*) FROM runs").fetchone() or (0,)
+    report.add(
+        _ratio_row(
+            "5 peak memory",
+            f"max RSS, cold {what} of {runs} runs",
+            kb["PEAK_KB"] / 1024,
+            300.0,
+            "MB",
+            f"{kb['BASE_KB'] / 1024:.0f} MB once imported; {note}"
+            + ("" if cli else " (no latency)"),
         )
-    return {
-        "base_kb": base,
-        "peak_kb": peak_rss_kb(),
-        "runs": result.runs_seen,
-        "requests": result.requests,
-        "wall": time.perf_counter() - began,
-    }
+    )
+    return kb
 
 
 def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
+    """Cold extracts in processes of their own (`extractor.dev.peak`), imports included: the
+    extraction alone, and `jobruns extract` as cron runs it, which then builds the views'
+    derived tables. The CLI reads the real clock, so each workspace's clock is the real one too;
+    the API answers without latency or limits."""
     peaks: dict[int, tuple[float, float]] = {}
     for runs in sorted(cfg.memory_runs):
-        sim = SimRun(cfg, runs, Faults(), folder / f"memory-{runs}")
-        args = {
-            "url": sim.server.url,
-            "token": sim.server.token,
-            "now_ms": sim.workspace.now_ms,
-            "db": str(folder / f"memory-{runs}.duckdb"),
-            "concurrency": cfg.concurrency,
-        }
-        try:
-            with _step(f"extract of {runs} runs in a child process"):
-                # Arguments on stdin: the token stays out of `ps` and of error messages.
+        with _step(f"generating a workspace of {runs} runs on the real clock"):
+            workspace = Workspace.generate(
+                cfg.seed,
+                jobs=cfg.jobs,
+                runs=runs,
+                days=RETENTION_DAYS,
+                now_ms=int(time.time() * 1000),
+            )
+        with serve(workspace) as server:
+            # The token in the environment: out of `ps` and of error messages.
+            env = {k: v for k, v in _child_env().items() if not k.startswith("DATABRICKS_")}
+            env["DATABRICKS_TOKEN"] = server.token
+            env["DATABRICKS_CONFIG_FILE"] = str(folder / "no-databrickscfg")
+            db = folder / f"memory-{runs}.duckdb"
+            extraction = [sys.executable, "-c", _EXTRACTION_CHILD]
+            args = json.dumps({"url": server.url, "db": str(db), "concurrency": cfg.concurrency})
+            with _step(f"extraction of {runs} runs in a process of its own"):
+                began = time.perf_counter()
                 out = subprocess.run(
-                    [sys.executable, "-m", "extractor.dev.bench"],
-                    input=json.dumps(args),
-                    capture_output=True,
-                    text=True,
-                    env=_child_env(),
+                    extraction, input=args, capture_output=True, text=True, env=env
                 )
-        finally:
-            sim.close()
-        if out.returncode != 0:
-            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
-            report.add(
-                Row(
-                    "5 peak memory", f"cold extract of {runs} runs", "failed", "", None, False, tail
-                )
-            )
-            continue
-        got = json.loads(out.stdout.strip().splitlines()[-1])
-        peak, base = got["peak_kb"] / 1024, got["base_kb"] / 1024
-        peaks[runs] = (peak, base)
-        report.add(
-            _ratio_row(
-                "5 peak memory",
-                f"max RSS, cold extract of {got['runs']} runs",
-                peak,
-                300.0,
-                "MB",
-                f"{base:.0f} MB after imports; {got['requests']} requests in {got['wall']:.1f} s"
-                " (no latency)",
-            )
-        )
+                wall = time.perf_counter() - began
+            req = api_requests(server)
+            kb = _memory_row(report, out, db, f"{req.total} requests in {wall:.1f} s")
+            if kb is not None:
+                peaks[runs] = (kb["PEAK_KB"] / 1024, kb["BASE_KB"] / 1024)
+            cli_db = folder / f"memory-{runs}-cli.duckdb"
+            command = [sys.executable, "-m", "extractor.dev.peak", "extract", "-q"]
+            command += ["--db", str(cli_db), "--host", server.url, "--max-rps", "10000"]
+            command += ["--concurrency", str(cfg.concurrency)]
+            with _step(f"jobruns extract of {runs} runs in a process of its own"):
+                began = time.perf_counter()
+                out = subprocess.run(command, capture_output=True, text=True, env=env)
+                wall = time.perf_counter() - began
+            note = f"{wall:.1f} s, building the derived tables after the extraction included"
+            _memory_row(report, out, cli_db, note, cli=True)
     if len(peaks) >= 2:
         (small, (p1, b1)), (large, (p2, b2)) = sorted(peaks.items())[0], sorted(peaks.items())[-1]
         growth = (p2 - b2) / max(p1 - b1, 1.0)
@@ -1330,16 +1336,6 @@ def bench_views(cfg: BenchConfig, report: Report, folder: Path) -> None:
     bench_export(report, path, folder)
 
 
-# Runs the CLI in a fresh interpreter and reports its peak RSS as it exits.
-_PEAK_CHILD = (
-    "import atexit, sys\n"
-    "from extractor.dev.bench import peak_rss_kb\n"
-    "atexit.register(lambda: print(f'PEAK_KB {peak_rss_kb()}', file=sys.stderr))\n"
-    "from extractor.cli import main\n"
-    "main(sys.argv[1:])\n"
-)
-
-
 def bench_export(report: Report, store: Path, folder: Path) -> None:
     """Issue #10's figures: a Delta export of the views' store, then one with nothing new."""
     try:
@@ -1355,8 +1351,8 @@ def bench_export(report: Report, store: Path, folder: Path) -> None:
             out = subprocess.run(
                 [
                     sys.executable,
-                    "-c",
-                    _PEAK_CHILD,
+                    "-m",
+                    "extractor.dev.peak",
                     "export",
                     str(lake),
                     "--format",
@@ -1369,8 +1365,8 @@ def bench_export(report: Report, store: Path, folder: Path) -> None:
                 text=True,
             )
             wall = time.perf_counter() - began
-        peaks = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("PEAK_KB")]
-        if out.returncode != 0 or not peaks:
+        kb = _peak_lines(out.stderr)
+        if out.returncode != 0 or "PEAK_KB" not in kb:
             tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
             report.add(Row("7 export", label, "failed", met=False, note=tail))
             continue
@@ -1378,7 +1374,7 @@ def bench_export(report: Report, store: Path, folder: Path) -> None:
             _ratio_row(
                 "7 export",
                 f"{label}: peak RSS",
-                int(peaks[0]) / 1024,
+                kb["PEAK_KB"] / 1024,
                 1000.0,
                 "MB",
                 f"{wall:.1f} s wall",
@@ -1812,12 +1808,3 @@ def run_bench(cfg: BenchConfig, *, workdir: Path | None = None) -> Report:
                         Row(name, "section failed", type(exc).__name__, met=False, note=str(exc))
                     )
     return report
-
-
-def main_child() -> None:
-    """`python -m extractor.dev.bench < args.json`: the memory section's child process."""
-    print(json.dumps(memory_child(json.loads(sys.stdin.read()))))
-
-
-if __name__ == "__main__":
-    main_child()
