@@ -970,7 +970,7 @@ def read_json_load(folder: Path, bundles: list[RunBundle], workspace_id: str) ->
     return time.perf_counter() - began
 
 
-# -- 5: peak memory of `jobruns extract` in a process of its own ------------------------------
+# -- 5: peak memory of the extraction and of `jobruns extract`, each in a process of its own ----
 
 
 def _peak_lines(stderr: str) -> dict[str, int]:
