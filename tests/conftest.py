@@ -60,6 +60,18 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+# The simulator's periodic jobs fire at multiples of their period (at most two days, or a week),
+# which divide this cycle: workspaces generated at multiples of it are alike.
+SCHEDULE_CYCLE_MS = 14 * DAY_MS
+
+
+def cycle_clock_ms() -> int:
+    """The wall clock rounded down to a multiple of SCHEDULE_CYCLE_MS, at most 14 days behind it:
+    for tests through the CLI (the machine's clock) that rely on the mix of runs a seed gives,
+    which is then the same at any time of day and on any date."""
+    return wall_clock_ms() // SCHEDULE_CYCLE_MS * SCHEDULE_CYCLE_MS
+
+
 class Sim:
     """A served workspace plus what a test needs to extract it."""
 

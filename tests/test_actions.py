@@ -15,7 +15,7 @@ from extractor.actions.transient import TRANSIENT_SIGNATURES
 from extractor.analytics.signatures import sign
 from extractor.dev.simulator import Faults, _errors
 from extractor.errors import UncertainWriteError
-from tests.conftest import MakeSim, Sim, jobruns, wall_clock_ms
+from tests.conftest import MakeSim, Sim, cycle_clock_ms, jobruns
 
 REPAIR = "/api/2.2/jobs/runs/repair"
 
@@ -27,8 +27,9 @@ def _setup(
     runs: int = 300,
     **kwargs: Any,
 ) -> Sim:
-    # Runs start within 50 days: none ages past the 60-day retention while a test runs.
-    sim = make_sim(seed, runs=runs, jobs=12, now_ms=wall_clock_ms(), days=50, **kwargs)
+    # The same runs whenever the test runs; they start within 44 days of the workspace's clock,
+    # at most 14 days behind the machine's: none ages past the 60-day retention.
+    sim = make_sim(seed, runs=runs, jobs=12, now_ms=cycle_clock_ms(), days=44, **kwargs)
     code, text = jobruns(capsys, "extract", *_ws(sim), "-q")
     assert code == 0, text
     sim.server.reset_stats()
