@@ -459,6 +459,15 @@ def bench_incremental(cfg: BenchConfig, report: Report, sim: SimRun) -> None:
     )
 
 
+def _real_clock_workspace(cfg: BenchConfig, runs: int) -> Workspace:
+    """A workspace of the bench's seed whose clock is the real one, for rows measured through
+    the CLI (which reads the machine's clock)."""
+    with _step(f"generating a workspace of {runs} runs on the real clock"):
+        return Workspace.generate(
+            cfg.seed, jobs=cfg.jobs, runs=runs, days=RETENTION_DAYS, now_ms=int(time.time() * 1000)
+        )
+
+
 def bench_cli_incremental(cfg: BenchConfig, report: Report, folder: Path) -> None:
     """`jobruns extract` with nothing new, as cron starts it: a new process each time.
 
@@ -469,10 +478,7 @@ def bench_cli_incremental(cfg: BenchConfig, report: Report, folder: Path) -> Non
     the cache goes to the bench folder even where PYTHONDONTWRITEBYTECODE is set), written by
     one process first that is not counted."""
     runs = cfg.runs
-    with _step(f"generating a workspace of {runs} runs on the real clock"):
-        workspace = Workspace.generate(
-            cfg.seed, jobs=cfg.jobs, runs=runs, days=RETENTION_DAYS, now_ms=int(time.time() * 1000)
-        )
+    workspace = _real_clock_workspace(cfg, runs)
     db = folder / "store-cli.duckdb"
     with serve(workspace) as server:
         config = resolve_workspace(host=server.url, token=server.token, env={})
@@ -987,15 +993,9 @@ _EXTRACTION_CHILD = "from extractor.dev.peak import extraction; extraction()"
 
 
 def _memory_row(
-    report: Report,
-    out: subprocess.CompletedProcess[str],
-    db: Path,
-    note: str,
-    *,
-    cli: bool = False,
+    report: Report, out: subprocess.CompletedProcess[str], db: Path, what: str, note: str
 ) -> dict[str, int] | None:
     """The row of one child's peak; its BASE_KB and PEAK_KB, None if it failed."""
-    what = "jobruns extract" if cli else "extraction"
     kb = _peak_lines(out.stderr)
     if out.returncode != 0 or len(kb) < 2:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
@@ -1010,8 +1010,7 @@ def _memory_row(
             kb["PEAK_KB"] / 1024,
             300.0,
             "MB",
-            f"{kb['BASE_KB'] / 1024:.0f} MB once imported; {note}"
-            + ("" if cli else " (no latency)"),
+            f"{kb['BASE_KB'] / 1024:.0f} MB once imported; {note} (no latency)",
         )
     )
     return kb
@@ -1024,15 +1023,7 @@ def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
     the API answers without latency or limits."""
     peaks: dict[int, tuple[float, float]] = {}
     for runs in sorted(cfg.memory_runs):
-        with _step(f"generating a workspace of {runs} runs on the real clock"):
-            workspace = Workspace.generate(
-                cfg.seed,
-                jobs=cfg.jobs,
-                runs=runs,
-                days=RETENTION_DAYS,
-                now_ms=int(time.time() * 1000),
-            )
-        with serve(workspace) as server:
+        with serve(_real_clock_workspace(cfg, runs)) as server:
             # The token in the environment: out of `ps` and of error messages.
             env = {k: v for k, v in _child_env().items() if not k.startswith("DATABRICKS_")}
             env["DATABRICKS_TOKEN"] = server.token
@@ -1047,7 +1038,8 @@ def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
                 )
                 wall = time.perf_counter() - began
             req = api_requests(server)
-            kb = _memory_row(report, out, db, f"{req.total} requests in {wall:.1f} s")
+            note = f"{req.total} requests in {wall:.1f} s"
+            kb = _memory_row(report, out, db, "extraction", note)
             if kb is not None:
                 peaks[runs] = (kb["PEAK_KB"] / 1024, kb["BASE_KB"] / 1024)
             cli_db = folder / f"memory-{runs}-cli.duckdb"
@@ -1059,7 +1051,7 @@ def bench_memory(cfg: BenchConfig, report: Report, folder: Path) -> None:
                 out = subprocess.run(command, capture_output=True, text=True, env=env)
                 wall = time.perf_counter() - began
             note = f"{wall:.1f} s, building the derived tables after the extraction included"
-            _memory_row(report, out, cli_db, note, cli=True)
+            _memory_row(report, out, cli_db, "jobruns extract", note)
     if len(peaks) >= 2:
         (small, (p1, b1)), (large, (p2, b2)) = sorted(peaks.items())[0], sorted(peaks.items())[-1]
         growth = (p2 - b2) / max(p1 - b1, 1.0)
