@@ -38,6 +38,9 @@ def test_tiny_bench_prints_one_table_with_every_section(tmp_path: Path) -> None:
     assert table[0].startswith("| section | metric | measured | target | ratio | met |")
     sections = {line.split(" | ")[0].removeprefix("| ") for line in table[1:]}
     assert sections >= set(SECTION_LABELS)
+    # Both memory children (the extraction, `jobruns extract`) ran and reported their peaks.
+    memory = [line for line in table if line.startswith("| 5 peak memory | max RSS, cold ")]
+    assert len(memory) == 4 and all(" | failed | " not in line for line in memory), memory
     assert "machine:" in result.stdout and "duckdb" in result.stdout
     assert output.read_text(encoding="utf-8") == result.stdout.rstrip("\n") + "\n"
 
