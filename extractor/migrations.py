@@ -110,7 +110,7 @@ _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 def memory_at_least(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
     """Raise the instance's memory_limit to `limit` if it is lower, and put it back after."""
     current = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-    if _bytes(current) >= _bytes(limit):
+    if size_in_bytes(current) >= size_in_bytes(limit):
         yield
         return
     con.execute(f"SET memory_limit = '{limit}'")
@@ -120,7 +120,8 @@ def memory_at_least(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None
         con.execute(f"SET memory_limit = '{current}'")
 
 
-def _bytes(size: str) -> float:
+def size_in_bytes(size: str) -> float:
+    """A DuckDB memory size ("64MB", "1.5 GiB") in bytes; infinite for a form it does not know."""
     match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
     if match is None or match[2].upper() not in _UNITS:
         return float("inf")  # unlimited, or a form we do not know: leave it alone

@@ -9,15 +9,23 @@ tables, never run data; its callers commit the data first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from extractor.analytics.sqlfiles import WHOLE, ViewFile, materialized, sql_text, view_files
 from extractor.errors import StoreError
-from extractor.migrations import memory_at_least
+from extractor.migrations import memory_at_least, size_in_bytes
 from extractor.schema import TABLES, row_count, table_ddl, table_names
+
+log = logging.getLogger("jobruns.materialize")
+_T = TypeVar("_T")
 
 # Base tables a partial refresh copies for the runs in scope, without columns no view reads.
 _SCOPED = {"runs": "run_id", "tasks": "job_run_id", "task_iterations": "job_run_id"}
@@ -28,9 +36,18 @@ _UNUSED |= {"clusters": ("raw",)}
 _FULL_REFRESH_SHARE = 0.2
 _FULL_REFRESH_MIN_RUNS = 10_000
 _SCRATCH = "jobruns_refresh"
-# A refresh holds the new rows of every mat_* table until it commits: far more than the small
-# pool an extract's writer connection runs with. Below this limit it is raised while refreshing.
-REFRESH_MEMORY_LIMIT = "1GiB"
+# The suffix of the tables a full refresh fills before they replace the mat_* tables.
+_FRESH = "__rebuilt"
+# The views' joins and windows over every run need more than the small pool an extract's writer
+# connection runs with: a refresh raises it to this, and doubles it (up to REFRESH_MEMORY_MAX)
+# for a statement that runs out, which then runs again. DuckDB spills to disk what does not fit:
+# a full refresh of 200,000 runs peaks at about 180 MB above the process's imports with this
+# pool, 20 s on two threads (with a pool of 1 GiB, 1,100 MB in 13 s).
+REFRESH_MEMORY_LIMIT = "144MiB"
+REFRESH_MEMORY_MAX = "8GiB"
+# The DuckDB threads of a refresh (an extract's held connection runs on one): each thread's
+# operators take a share of the pool, so more threads would need a larger one.
+REFRESH_THREADS = 2
 
 
 def refresh_materialized(
@@ -42,25 +59,114 @@ def refresh_materialized(
     was written some other way. An extract passes the runs it inserted, updated or marked
     deleted; runs that share a logical run with them (job-level retries) and active runs (whose
     elapsed time runs to stg_now) are recomputed with them. Call it outside a transaction, after
-    the data is committed: it commits the new rows in one transaction of its own.
+    the data is committed: readers see the new rows of every table at once, in one commit of
+    its own. A statement that runs out of the refresh's pool runs again with a larger one.
     """
     views = {v.name: v for v in view_files()}
     mats = [v for v in views.values() if v.materialized_by is not None]
-    with memory_at_least(con, REFRESH_MEMORY_LIMIT):
-        scope = None if changed_runs is None else _scope(con, changed_runs)
+    with _refreshing(con):
+        scope = None if changed_runs is None else _growing(con, lambda: _scope(con, changed_runs))
         if scope is not None:
-            _refresh_scope(con, views, mats, scope)
+            _growing(con, lambda: _refresh_scope(con, views, mats, scope))
         else:
-            _refresh_all(con, mats)
+            _refresh_all(con, views, mats)
 
 
-def _refresh_all(con: duckdb.DuckDBPyConnection, mats: list[ViewFile]) -> None:
+@contextlib.contextmanager
+def _refreshing(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The instance's settings for a refresh, put back after: its pool, threads, and no
+    insertion order (no mat_* table promises an order; keeping it holds rows back in memory)."""
+    saved = {
+        name: con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
+        for name in ("threads", "preserve_insertion_order")
+    }
+    with memory_at_least(con, REFRESH_MEMORY_LIMIT):
+        con.execute(f"SET threads = {max(1, min(REFRESH_THREADS, os.cpu_count() or 1))}")
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                con.execute(f"SET {name} = {value}")
+
+
+def _growing(con: duckdb.DuckDBPyConnection, step: Callable[[], _T]) -> _T:
+    """Run `step` (one or more statements that leave nothing behind when they fail), doubling
+    the instance's pool each time it runs out of memory, up to REFRESH_MEMORY_MAX."""
+    while True:
+        try:
+            return step()
+        except duckdb.OutOfMemoryException:
+            limit = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+            if size_in_bytes(limit) >= size_in_bytes(REFRESH_MEMORY_MAX):
+                raise
+            larger = min(2 * size_in_bytes(limit), size_in_bytes(REFRESH_MEMORY_MAX))
+            log.info("the refresh ran out of %s of memory: trying again with twice that", limit)
+            con.execute(f"SET memory_limit = '{int(larger // 2**20)}MiB'")
+
+
+def _refresh_all(
+    con: duckdb.DuckDBPyConnection, views: dict[str, ViewFile], mats: list[ViewFile]
+) -> None:
+    """Rebuild every mat_* table into a new one, then swap the new tables in at once.
+
+    Each new table is filled and committed on its own: one transaction holding the new rows of
+    every table would keep them in memory until its commit (over a gigabyte for 200,000 runs).
+    The definitions read the new tables of the views before them through views of a scratch
+    catalog; readers see the old tables until the swap commits, and a crash leaves them whole
+    (the next full refresh drops what it left behind).
+    """
     targets = _mat_targets(con)
+    if any(target.startswith("temp.") for target in targets.values()):
+        # A read-only store's TEMP views would hide the scratch catalog's from the definitions
+        # (the temp catalog comes first); its TEMP tables are in memory anyway.
+        _refresh_in_place(con, targets, mats)
+        return
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    fresh = {name: f'"{database}".main.{target}{_FRESH}' for name, target in targets.items()}
+    for table in fresh.values():
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(f"ATTACH ':memory:' AS {_SCRATCH} (READ_WRITE)")
+    try:
+        last = max(list(views).index(v.name) for v in mats)
+        for view in list(views.values())[: last + 1]:
+            if view.materialized_by is None:
+                con.execute(f"CREATE VIEW {_SCRATCH}.{view.name} AS\n{view.sql}")
+                continue
+            table = fresh[view.name]
+            con.execute(f"CREATE VIEW {_SCRATCH}.def_{view.name} AS\n{view.sql}")
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM {targets[view.name]} LIMIT 0")
+            insert = f"INSERT INTO {table} BY NAME SELECT * FROM {_SCRATCH}.def_{view.name}"
+            _growing(con, functools.partial(con.execute, insert))
+            con.execute(f"CREATE VIEW {_SCRATCH}.{view.name} AS SELECT * FROM {table}")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for view in mats:
+                con.execute(f"DROP TABLE {targets[view.name]}")
+                con.execute(f"ALTER TABLE {fresh[view.name]} RENAME TO mat_{view.name}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    except BaseException:
+        for table in fresh.values():
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+        raise
+    finally:
+        con.execute(f"DETACH {_SCRATCH}")
+
+
+def _refresh_in_place(
+    con: duckdb.DuckDBPyConnection, targets: dict[str, str], mats: list[ViewFile]
+) -> None:
+    """Rebuild every mat_* table in one transaction."""
     con.execute("BEGIN TRANSACTION")
     try:
         for view in mats:
             con.execute(f"DELETE FROM {targets[view.name]}")
-            con.execute(f"INSERT INTO {targets[view.name]} BY NAME SELECT * FROM ({view.sql})")
+            insert = f"INSERT INTO {targets[view.name]} BY NAME SELECT * FROM ({view.sql})"
+            con.execute(insert)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -99,7 +205,7 @@ def _refresh_scope(
     targets = _mat_targets(con)
     now = con.execute("SELECT now_ts FROM stg_now").fetchall()[0][0]
     con.register("jobruns_scope", scope)
-    con.execute(f"ATTACH ':memory:' AS {_SCRATCH}")
+    con.execute(f"ATTACH ':memory:' AS {_SCRATCH} (READ_WRITE)")
     try:
         existing = table_names(con)
         for table, columns in TABLES.items():
