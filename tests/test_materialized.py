@@ -6,16 +6,21 @@ leave the same store the CLI does.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
+from _pytest.logging import LogCaptureFixture
 
+from extractor.analytics import materialize
 from extractor.analytics.materialize import refresh_materialized
 from extractor.analytics.sqlfiles import materialized
 from extractor.config import resolve_workspace
 from extractor.pipeline import extract_into
 from extractor.plan import ExtractOptions
+from extractor.schema import table_names
 from tests.conftest import DAY_MS, MakeSim, Sim, wall_clock_ms
 
 
@@ -68,3 +73,55 @@ def test_incremental_refresh_equals_a_full_rebuild(make_sim: MakeSim, tmp_path: 
     con.close()
     for table in materialized():
         assert rows(sim.db, table) == rows(rebuilt, table), table
+
+
+def test_a_full_rebuild_grows_a_small_pool_and_equals_one_in_a_large(
+    make_sim: MakeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: LogCaptureFixture
+) -> None:
+    sim: Sim = make_sim(seed=52, runs=80, now_ms=wall_clock_ms())
+    extract(sim)
+    large = tmp_path / "large.duckdb"
+    shutil.copy(sim.db, large)
+    with duckdb.connect(str(large)) as con:
+        con.execute("SET memory_limit = '2GiB'")
+        refresh_materialized(con, None)
+    # A pool this small runs out on the first definition: each statement that does runs again.
+    monkeypatch.setattr(materialize, "REFRESH_MEMORY_LIMIT", "1MiB")
+    with duckdb.connect(str(sim.db)) as con, caplog.at_level(logging.INFO, "jobruns"):
+        con.execute("SET memory_limit = '1MiB'")
+        con.execute("SET threads = 1")
+        refresh_materialized(con, None)
+        # The settings of the connection are its own again.
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == "1.0 MiB"
+        assert con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 1
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    assert "ran out of 1.0 MiB of memory" in caplog.text
+    assert any(rows(sim.db, table) for table in materialized())
+    for table in materialized():
+        assert rows(sim.db, table) == rows(large, table), table
+
+
+def test_a_failed_full_rebuild_leaves_the_derived_tables_as_they_were(
+    make_sim: MakeSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim: Sim = make_sim(seed=53, runs=60, now_ms=wall_clock_ms())
+    extract(sim)
+    before = {table: rows(sim.db, table) for table in materialized()}
+    with duckdb.connect(str(sim.db)) as con:
+        # What a rebuild killed before its swap leaves behind.
+        con.execute("CREATE TABLE mat_int_run_cost__rebuilt AS SELECT 1 AS stray")
+        con.execute("DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs LIMIT 30)")
+        monkeypatch.setattr(materialize, "REFRESH_MEMORY_LIMIT", "1MiB")
+        monkeypatch.setattr(materialize, "REFRESH_MEMORY_MAX", "2MiB")
+        con.execute("SET memory_limit = '1MiB'")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            refresh_materialized(con, None)
+        con.execute("SET memory_limit = '1GiB'")
+        assert not [t for t in table_names(con) if t.endswith("__rebuilt")]
+    assert {table: rows(sim.db, table) for table in materialized()} == before
+    monkeypatch.undo()
+    with duckdb.connect(str(sim.db)) as con:
+        refresh_materialized(con, None)
+        assert not [t for t in table_names(con) if t.endswith("__rebuilt")]
+    after = {table: rows(sim.db, table) for table in materialized()}
+    assert len(after["int_run_cost"]) == len(before["int_run_cost"]) - 30

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from extractor.analytics.sqlfiles import WHOLE, ViewFile, materialized, sql_text, view_files
 from extractor.errors import StoreError
-from extractor.migrations import memory_at_least, size_in_bytes
+from extractor.migrations import size_in_bytes
 from extractor.schema import TABLES, row_count, table_ddl, table_names
 
 log = logging.getLogger("jobruns.materialize")
@@ -74,20 +74,22 @@ def refresh_materialized(
 
 @contextlib.contextmanager
 def _refreshing(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """The instance's settings for a refresh, put back after: its pool, threads, and no
-    insertion order (no mat_* table promises an order; keeping it holds rows back in memory)."""
+    """The instance's settings for a refresh, put back after: a pool of REFRESH_MEMORY_LIMIT
+    at least, REFRESH_THREADS, and no insertion order (no mat_* table promises an order, and
+    keeping it holds rows back in memory)."""
     saved = {
         name: con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
-        for name in ("threads", "preserve_insertion_order")
+        for name in ("memory_limit", "threads", "preserve_insertion_order")
     }
-    with memory_at_least(con, REFRESH_MEMORY_LIMIT):
+    try:
+        if size_in_bytes(str(saved["memory_limit"])) < size_in_bytes(REFRESH_MEMORY_LIMIT):
+            con.execute(f"SET memory_limit = '{REFRESH_MEMORY_LIMIT}'")
         con.execute(f"SET threads = {max(1, min(REFRESH_THREADS, os.cpu_count() or 1))}")
         con.execute("SET preserve_insertion_order = false")
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                con.execute(f"SET {name} = {value}")
+        yield
+    finally:
+        for name, value in saved.items():
+            con.execute(f"SET {name} = '{value}'")
 
 
 def _growing(con: duckdb.DuckDBPyConnection, step: Callable[[], _T]) -> _T:
