@@ -427,11 +427,15 @@ class Extraction:
             tokens.add(token)
             self._list_page(index, lo, hi, token)
         runs = page.get("runs") or []
-        reading.seen[index].update(int(run["run_id"]) for run in runs)
+        rng, stored = reading.ranges[index], reading.stored[index]
+        if stored:
+            # What the deletion sweep needs: which stored runs are still listed.
+            reading.seen[index].update(
+                r for r in (int(run["run_id"]) for run in runs) if r in stored
+            )
         # Pages come newest first: a slice is read down to the oldest start_time of its page.
         oldest = min((int(r.get("start_time") or hi) for r in runs), default=lo)
         reading.covered[(index, lo, hi)] = hi - (max(oldest, lo) if token else lo) + 1
-        rng, stored = reading.ranges[index], reading.stored[index]
         for run_id, job, listed in self._triage(runs, rng, stored, self.options.full_refresh):
             call = functools.partial(self._complete, job, listed)
             self._work.add_run(call, functools.partial(self._on_run, run_id, listed))
@@ -903,6 +907,7 @@ class _Reading:
     stored: list[dict[int, RunSignature]]
     stored_jobs: dict[int, str]
     slices: list[list[tuple[int, int]]]
+    # Per range, the stored runs its pages listed (the others are not needed: nothing to sweep).
     seen: dict[int, set[int]] = field(default_factory=dict)
     covered: dict[tuple[int, int, int], int] = field(default_factory=dict)
     tokens: dict[tuple[int, int, int], set[str]] = field(default_factory=dict)

@@ -133,7 +133,7 @@ def extract_into(
                 resign_errors(con)
             with store.connect() as con:
                 if not ensure_views(con):
-                    changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
+                    changed = ((r.workspace_id, run) for r in done for run in r.changed_run_ids)
                     refresh_materialized(con, changed)
     return outcomes
 

@@ -65,7 +65,8 @@ def refresh_materialized(
     views = {v.name: v for v in view_files()}
     mats = [v for v in views.values() if v.materialized_by is not None]
     with _refreshing(con):
-        scope = None if changed_runs is None else _growing(con, lambda: _scope(con, changed_runs))
+        changed = None if changed_runs is None else _changed(con, changed_runs)
+        scope = None if changed is None else _growing(con, lambda: _scope(con, changed))
         if scope is not None:
             _growing(con, lambda: _refresh_scope(con, views, mats, scope))
         else:
@@ -265,23 +266,38 @@ def _refresh_scope(
         con.unregister("jobruns_scope")
 
 
-def _scope(
+def _changed(
     con: duckdb.DuckDBPyConnection, changed_runs: Iterable[tuple[str, int]]
 ) -> pa.Table | None:
-    """The (workspace_id, run_id) of the job runs to recompute; None when a full rebuild is cheaper."""
-    pairs = sorted(set(changed_runs))
-    changed = pa.table(
+    """The distinct (workspace_id, run_id) pairs; None when there are so many that a full
+    rebuild is cheaper (a cold extract: no need to hold every run it wrote)."""
+    most = _most_scoped(con)
+    unique: set[tuple[str, int]] = set()
+    for pair in changed_runs:
+        unique.add(pair)
+        if len(unique) > most:
+            return None
+    pairs = sorted(unique)
+    return pa.table(
         {
             "workspace_id": pa.array([w for w, _ in pairs], type=pa.string()),
             "run_id": pa.array([r for _, r in pairs], type=pa.int64()),
         }
     )
+
+
+def _scope(con: duckdb.DuckDBPyConnection, changed: pa.Table) -> pa.Table | None:
+    """The (workspace_id, run_id) of the job runs to recompute; None when a full rebuild is cheaper."""
     con.register("jobruns_changed_runs", changed)
     try:
         scope: pa.Table = con.sql(sql_text("materialize_scope.sql")).to_arrow_table()
-        total = row_count(con, "runs")
     finally:
         con.unregister("jobruns_changed_runs")
-    if scope.num_rows > max(_FULL_REFRESH_SHARE * total, _FULL_REFRESH_MIN_RUNS):
+    if scope.num_rows > _most_scoped(con):
         return None
     return scope
+
+
+def _most_scoped(con: duckdb.DuckDBPyConnection) -> float:
+    """Above this many runs to recompute, rebuilding everything is cheaper."""
+    return max(_FULL_REFRESH_SHARE * row_count(con, "runs"), _FULL_REFRESH_MIN_RUNS)
