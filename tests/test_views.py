@@ -363,6 +363,61 @@ def test_for_each_iterations_are_costed_on_the_job_cluster_of_their_run(con):
     assert each["cost_est"] == pytest.approx(0.20)
 
 
+def test_an_iterations_compute_is_read_from_its_raw_json(con):
+    # One iteration of each kind its JSON can name; the run's tasks say nothing of them.
+    add_run(con, 100)
+    add_task(con, 101, 100, key="each", kind=None, cluster_id=None, node=None, workers=None)
+    raws = {
+        201: '{"job_cluster_key": "main", "new_cluster": {"node_type_id": "ignored"}}',
+        202: '{"new_cluster": {"spark_version": "15.4.x", "node_type_id": "m5.xlarge",'
+        ' "autoscale": {"min_workers": 2, "max_workers": 5}, "runtime_engine": "PHOTON"}}',
+        203: '{"new_cluster": {"node_type_id": "r5.large", "driver_node_type_id": "m5.large",'
+        ' "num_workers": 3}}',
+        204: '{"existing_cluster_id": "0601-abc"}',
+        205: "{}",
+    }
+    for run_id, raw in raws.items():
+        insert(
+            con,
+            "task_iterations",
+            workspace_id="ws1",
+            run_id=run_id,
+            parent_task_run_id=101,
+            job_run_id=100,
+            job_id=1,
+            task_key="each_it",
+            start_time=T0,
+            end_time=T0 + 10 * MIN,
+            duration_ms=10 * 60_000,
+            life_cycle_state="TERMINATED",
+            result_state="SUCCESS",
+            is_active=False,
+            raw=raw,
+        )
+    columns = (
+        "compute_kind, job_cluster_key, existing_cluster_id, node_type_id, driver_node_type_id,"
+        " workers_est, workers_basis, runtime_engine"
+    )
+    got = con.execute(f"SELECT run_id, {columns} FROM stg_task_iterations ORDER BY run_id")
+    assert got.fetchall() == [
+        (201, "job_cluster", "main", None, "ignored", "ignored", None, None, None),
+        (
+            202,
+            "new_cluster",
+            None,
+            None,
+            "m5.xlarge",
+            "m5.xlarge",
+            3.5,
+            "autoscale_midpoint",
+            "PHOTON",
+        ),
+        (203, "new_cluster", None, None, "r5.large", "m5.large", 3.0, "fixed", None),
+        (204, "existing_cluster", None, "0601-abc", None, None, None, None, None),
+        (205, "serverless", None, None, None, None, None, None, None),
+    ]
+
+
 def test_job_cost_ranks_top_spenders_per_workspace(con):
     add_job(con, 1, "cheap")
     add_job(con, 2, "dear")
