@@ -14,7 +14,7 @@ import heapq
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _actions, _catalog, _cost
@@ -115,6 +115,8 @@ class Workspace:
         self._task_index: dict[
             int, tuple[int, TaskRun]
         ] = {}  # task/iteration run id -> (run, task)
+        # Job-cluster id -> the run that created it (clusters/events looks clusters up by id).
+        self._cluster_runs: dict[str, int] = {}
         self._events: list[tuple[int, int, str, int]] = []  # (time, seq, kind, job or run id)
         self._seq = 0
         self._next_id = self.rng.randrange(100_000_000_000_000, 800_000_000_000_000)
@@ -376,6 +378,9 @@ class Workspace:
                 self._task_index[t.run_id] = (run.run_id, t)
             for it in t.iterations or ():
                 self._task_index[it.run_id] = (run.run_id, it)
+            for cluster_id in [t.cluster_id, *(i.cluster_id for i in t.iterations or ())]:
+                if cluster_id is not None and cluster_id not in _catalog.ALL_PURPOSE_CLUSTERS:
+                    self._cluster_runs.setdefault(cluster_id, run.run_id)
 
     def _remove(self, run_id: int) -> None:
         run = self.runs.pop(run_id, None)
@@ -896,7 +901,12 @@ class Workspace:
 
     def _autoscale_instance(self, cluster_id: str) -> dict[str, Any] | None:
         """The autoscaling job-cluster instance behind a cluster id, as the truth sees it."""
-        for run in self.runs.values():
+        if cluster_id in _catalog.ALL_PURPOSE_CLUSTERS:
+            candidates: Iterable[RunRec] = self.runs.values()  # shared: the first run on it
+        else:
+            run = self.runs.get(self._cluster_runs.get(cluster_id, 0))
+            candidates = () if run is None else (run,)
+        for run in candidates:
             ids = {t.cluster_id for t in run.tasks}
             ids |= {i.cluster_id for t in run.tasks for i in t.iterations or ()}
             if cluster_id not in ids:
