@@ -262,12 +262,19 @@ class Extraction:
         # The runs of the batch handed to the writer last.
         self._writing: frozenset[int] = frozenset()
         self._node_types: list[dict[str, Any]] | None = None
+        self._result: ExtractResult | None = None
 
     # -- the story ---------------------------------------------------------------------
 
     def run(self) -> ExtractResult:
         with self.store.holding():
             return self._run()
+
+    @property
+    def partial(self) -> ExtractResult | None:
+        """The result so far, also of a run that raised (its changed_run_ids then hold every run
+        it may have written); None before the run reached the store."""
+        return self._result
 
     def _run(self) -> ExtractResult:
         started = self.now()
@@ -276,7 +283,7 @@ class Extraction:
         # The workspace id keys every row. A store that has seen this host knows it; otherwise
         # the first response tells (header, else a run_page_url, else the host itself).
         known = self.store.workspace_of_host(self.client.host)
-        self.result = result = ExtractResult(
+        self.result = self._result = result = ExtractResult(
             extract_id=uuid.uuid4().hex,
             workspace_id=known or self.client.host,
             host=self.client.host,

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from extractor.analytics.failures import resign_errors, signature_columns
-from extractor.analytics.materialize import refresh_materialized
+from extractor.analytics.materialize import owe_refresh, refresh_materialized, refresh_paid
 from extractor.analytics.views import ensure_views
 from extractor.client import JobsClient
 from extractor.config import WorkspaceConfig
 from extractor.errors import JobrunsError
-from extractor.extract import ExtractResult, extract
+from extractor.extract import Extraction, ExtractResult
 from extractor.lock import ExtractLock
 from extractor.plan import ExtractOptions
 from extractor.store import Store
@@ -47,6 +47,9 @@ class WorkspaceOutcome:
     host: str
     result: ExtractResult | None = None
     error: JobrunsError | None = None
+    # The runs a failed extract handed to the store before it stopped (some committed).
+    written: set[int] | None = None
+    workspace_id: str | None = None
 
 
 def extract_workspace(
@@ -64,9 +67,15 @@ def extract_workspace(
     try:
         with JobsClient(config, max_rps=max_rps, max_concurrency=options.concurrency) as client:
             sink = board.sink(name) if board is not None else None
-            outcome.result = extract(
+            extraction = Extraction(
                 client, store, options, progress=sink, now=now, signer=signature_columns
             )
+            try:
+                outcome.result = extraction.run()
+            finally:
+                if outcome.result is None and extraction.partial is not None:
+                    outcome.workspace_id = extraction.partial.workspace_id
+                    outcome.written = extraction.partial.changed_run_ids
     except JobrunsError as exc:
         log.debug("workspace %s (%s) failed: %s", name, config.host, exc)
         outcome.error = exc
@@ -119,22 +128,34 @@ def extract_into(
     """Extract `workspaces` into `db` under the writer lock, then bring the views up to date.
 
     New view definitions rebuild every derived table; otherwise only the rows of the runs the
-    extract changed are recomputed. Outcomes come in the order given; a workspace's error is in
+    extract changed are recomputed, those of a workspace that failed half-way included. An
+    extract killed before its refresh finished leaves a mark in the store, and the next one
+    rebuilds every derived table. Outcomes come in the order given; a workspace's error is in
     its outcome, not raised.
     """
     store = Store(db)
     # Held from the first write to the last refresh: one open of the file, one closing checkpoint.
     with ExtractLock(db), store.holding():
+        store.initialize()
+        with store.transaction() as con:
+            owed = owe_refresh(con)
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board, now=now)
         done = [o.result for o in outcomes if o.result is not None]
+        changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
+        changed += [
+            (o.workspace_id, run) for o in outcomes if o.workspace_id for run in o.written or ()
+        ]
         if done:
             # Errors signed by an older signer (SIGNATURE_VERSION changed) are signed again.
             with store.transaction() as con:
                 resign_errors(con)
+        if done or changed or owed:
             with store.connect() as con:
                 if not ensure_views(con):
-                    changed = ((r.workspace_id, run) for r in done for run in r.changed_run_ids)
-                    refresh_materialized(con, changed)
+                    refresh_materialized(con, None if owed else changed)
+        else:
+            with store.transaction() as con:
+                refresh_paid(con)
     return outcomes
 
 

@@ -14,13 +14,16 @@ import duckdb
 import pytest
 from _pytest.logging import LogCaptureFixture
 
+from extractor import pipeline
 from extractor.analytics import materialize
 from extractor.analytics.materialize import refresh_materialized
 from extractor.analytics.sqlfiles import materialized
 from extractor.config import resolve_workspace
+from extractor.errors import StoreError
 from extractor.pipeline import extract_into
 from extractor.plan import ExtractOptions
 from extractor.schema import table_names
+from extractor.store import Store
 from tests.conftest import DAY_MS, MakeSim, Sim, wall_clock_ms
 
 
@@ -125,3 +128,71 @@ def test_a_failed_full_rebuild_leaves_the_derived_tables_as_they_were(
         assert not [t for t in table_names(con) if t.endswith("__rebuilt")]
     after = {table: rows(sim.db, table) for table in materialized()}
     assert len(after["int_run_cost"]) == len(before["int_run_cost"]) - 30
+
+
+def _repair_failed_runs(sim: Sim, count: int) -> int:
+    now = sim.workspace.now_ms
+    repaired = 0
+    with sim.server.lock:
+        for run in sim.workspace.ground_truth(now - 40 * DAY_MS, now - 2 * DAY_MS)["runs"].values():
+            if run["result_state"] != "FAILED":
+                continue
+            try:
+                sim.workspace.repair_run(run["run_id"], at_ms=now - 3_600_000)
+            except ValueError:  # legacy single-task runs cannot be repaired
+                continue
+            repaired += 1
+            if repaired == count:
+                break
+    return repaired
+
+
+def assert_equal_to_a_rebuild(sim: Sim, tmp_path: Path) -> None:
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    shutil.copy(sim.db, rebuilt)
+    with duckdb.connect(str(rebuilt)) as con:
+        refresh_materialized(con, None)
+    for table in materialized():
+        assert rows(sim.db, table) == rows(rebuilt, table), table
+
+
+def test_an_extract_that_fails_or_is_killed_leaves_the_next_one_right(
+    make_sim: MakeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim: Sim = make_sim(seed=54, runs=60, now_ms=wall_clock_ms())
+    extract(sim)
+    config = resolve_workspace(host=sim.server.url, token=sim.server.token, env={})
+
+    # A workspace that fails half-way: its runs are committed, the jobs (stored last) are not.
+    assert _repair_failed_runs(sim, 2)
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise StoreError("cannot write the store: disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "upsert_jobs", full_disk)
+        (outcome,) = extract_into(
+            sim.db, [("sim", config)], ExtractOptions(rescan=True), max_rps=1e3
+        )
+    assert isinstance(outcome.error, StoreError)
+    assert_equal_to_a_rebuild(sim, tmp_path)
+
+    # An extract killed after its data committed, before its refresh.
+    now = sim.workspace.now_ms
+    with sim.server.lock:
+        sim.workspace.delete_run(sim.workspace.run_ids(now - 9 * DAY_MS, now - 2 * DAY_MS)[0])
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise SystemExit(137)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "refresh_materialized", killed)
+        with pytest.raises(SystemExit):
+            extract(sim, rescan=True)
+    with duckdb.connect(str(sim.db), read_only=True) as con:
+        assert con.execute("SELECT value FROM jobruns_meta WHERE key = 'refresh_owed'").fetchall()
+    # The next extract has nothing new to read, yet rebuilds what the killed one left stale.
+    extract(sim)
+    assert_equal_to_a_rebuild(sim, tmp_path)
+    with duckdb.connect(str(sim.db), read_only=True) as con:
+        assert not con.execute("SELECT 1 FROM jobruns_meta WHERE key = 'refresh_owed'").fetchall()

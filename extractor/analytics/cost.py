@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from extractor.analytics.materialize import has_materialized, refresh_materialized
+from extractor.analytics.materialize import has_materialized, owe_refresh, refresh_materialized
 from extractor.errors import InputError, UsageError
 from extractor.schema import KEYS, TABLES, row_count, table_ddl, table_names
 
@@ -182,6 +182,7 @@ def import_rates(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
     for rate in rates:
         if rate.source is None:
             rate.source = f"imported from {path.name}"
+    owe_refresh(con)
     count = _upsert_rates(con, rates)
     _refresh_costs(con)
     return count
@@ -314,6 +315,7 @@ def _import(
         )
     if check is not None:
         check(con, source, path)
+    owe_refresh(con)
     count = _load(con, source, types, table, expressions, str(path))
     _refresh_costs(con)
     return count
@@ -355,6 +357,7 @@ def load_system_tables(
     """Load rows read from system.billing.usage and list_prices (struct and map columns as
     JSON text) as the imports of their exports do; returns the rows of each now stored."""
     counts = []
+    owe_refresh(con)
     for table, data, expressions in (
         ("billing_usage", usage, _billing_expressions),
         ("list_prices", prices, _list_price_expressions),

@@ -4,7 +4,9 @@ A view file marked `-- materialized: <column>` is a function of its job run's da
 the runs sharing its logical run), the rate card, billing rows of the run, stg_now and the views
 kept whole (`-- materialized: *`, rebuilt by full refreshes only: billing and price imports
 trigger one), so the rows of the runs an extract changed can be recomputed alone. This module only rewrites mat_*
-tables, never run data; its callers commit the data first.
+tables, never run data; its callers commit the data first. A writer that commits data the mat_*
+tables derive from marks a refresh owed (`owe_refresh`) no later than that commit: a process
+that dies before its refresh leaves the mark, and the next refresh rebuilds everything.
 """
 
 from __future__ import annotations
@@ -48,6 +50,26 @@ REFRESH_MEMORY_MAX = "8GiB"
 # The DuckDB threads of a refresh (an extract's held connection runs on one): each thread's
 # operators take a share of the pool, so more threads would need a larger one.
 REFRESH_THREADS = 2
+# The jobruns_meta key of a refresh owed: data changed since the mat_* tables were last right.
+_OWED = "refresh_owed"
+
+
+def owe_refresh(con: duckdb.DuckDBPyConnection) -> bool:
+    """Mark a refresh owed, in the transaction that writes the data (or one committed before it).
+
+    True when one was owed already: a process wrote data and died before its refresh finished,
+    so the caller's refresh must rebuild every row (refresh_materialized with None).
+    """
+    owed = bool(con.execute("SELECT 1 FROM jobruns_meta WHERE key = ?", [_OWED]).fetchall())
+    if not owed:
+        con.execute("INSERT INTO jobruns_meta VALUES (?, '1')", [_OWED])
+    return owed
+
+
+def refresh_paid(con: duckdb.DuckDBPyConnection) -> None:
+    """Clear the mark of `owe_refresh`: the mat_* tables are right again, or nothing was written."""
+    if con.execute("SELECT 1 FROM jobruns_meta WHERE key = ?", [_OWED]).fetchall():
+        con.execute("DELETE FROM jobruns_meta WHERE key = ?", [_OWED])
 
 
 def refresh_materialized(
@@ -61,6 +83,7 @@ def refresh_materialized(
     elapsed time runs to stg_now) are recomputed with them. Call it outside a transaction, after
     the data is committed: readers see the new rows of every table at once, in one commit of
     its own. A statement that runs out of the refresh's pool runs again with a larger one.
+    A refresh that completes clears the mark of `owe_refresh`.
     """
     views = {v.name: v for v in view_files()}
     mats = [v for v in views.values() if v.materialized_by is not None]
@@ -68,9 +91,12 @@ def refresh_materialized(
         changed = None if changed_runs is None else _changed(con, changed_runs)
         scope = None if changed is None else _growing(con, lambda: _scope(con, changed))
         if scope is not None:
-            _growing(con, lambda: _refresh_scope(con, views, mats, scope))
+            if scope.num_rows:  # none changed, none active: every row is right as it is
+                _growing(con, lambda: _refresh_scope(con, views, mats, scope))
         else:
             _refresh_all(con, views, mats)
+    if not _mat_targets(con)[mats[0].name].startswith("temp."):
+        refresh_paid(con)
 
 
 @contextlib.contextmanager
