@@ -60,6 +60,8 @@ def owe_refresh(con: duckdb.DuckDBPyConnection) -> bool:
     True when one was owed already: a process wrote data and died before its refresh finished,
     so the caller's refresh must rebuild every row (refresh_materialized with None).
     """
+    if "jobruns_meta" not in table_names(con):  # tables of some other origin, not a store
+        return False
     owed = bool(con.execute("SELECT 1 FROM jobruns_meta WHERE key = ?", [_OWED]).fetchall())
     if not owed:
         con.execute("INSERT INTO jobruns_meta VALUES (?, '1')", [_OWED])
@@ -68,6 +70,8 @@ def owe_refresh(con: duckdb.DuckDBPyConnection) -> bool:
 
 def refresh_paid(con: duckdb.DuckDBPyConnection) -> None:
     """Clear the mark of `owe_refresh`: the mat_* tables are right again, or nothing was written."""
+    if "jobruns_meta" not in table_names(con):
+        return
     if con.execute("SELECT 1 FROM jobruns_meta WHERE key = ?", [_OWED]).fetchall():
         con.execute("DELETE FROM jobruns_meta WHERE key = ?", [_OWED])
 

@@ -47,10 +47,24 @@ def _exact_percentile(node: exp.Expr) -> exp.Expr:
     return node
 
 
+def _json_paths(node: exp.Expr) -> exp.Expr:
+    # DuckDB's json_extract_string(json, [path, ...]) parses the document once for a list of
+    # values; get_json_object takes one path, so the list becomes an array of one call per path
+    # (sqlglot already shifts the list's 1-based subscripts to Spark's 0-based ones).
+    if isinstance(node, exp.JSONExtractScalar) and isinstance(node.expression, exp.Array):
+        calls = [
+            exp.JSONExtractScalar(this=node.this.copy(), expression=path.copy())
+            for path in node.expression.expressions
+        ]
+        return exp.Array(expressions=calls)
+    return node
+
+
 # Rewrites applied to every view before generating Spark SQL, with why each is needed.
 OVERRIDES: tuple[tuple[str, Callable[[exp.Expr], exp.Expr]], ...] = (
     ("AT TIME ZONE 'UTC' -> to_utc_timestamp(ts, current_timezone())", _utc_wall_time),
     ("quantile_cont(x, p) -> percentile(x, p)", _exact_percentile),
+    ("json_extract_string(j, [p, ...]) -> array(get_json_object(j, p), ...)", _json_paths),
 )
 
 
