@@ -3,6 +3,9 @@ and the comparison of a store with the simulator's ground truth."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -216,6 +219,31 @@ def assert_store_matches(
 
 
 # -- an in-memory store with the views, for hand-built answers ----------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo store (400 runs, 20 jobs, seed 3) built once per test session, the xdist workers
+    sharing it: read it, or copy it (`demo_copy`) to write to it or beside it."""
+    from extractor.dev.demo import build_demo_store
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / "demo-shared" / "demo.duckdb"
+    path.parent.mkdir(exist_ok=True)
+    with (root / "demo-shared.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            building = path.with_name("building.duckdb")
+            build_demo_store(building, runs=400, jobs=20, seed=3)
+            building.rename(path)
+    return path
+
+
+def demo_copy(demo_db: Path, directory: Path) -> Path:
+    """A copy of the shared demo store in `directory`, the test's own."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(demo_db, directory / "demo.duckdb"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from extractor.analytics.connect import connect
 from extractor.analytics.html_report import render_html
 from extractor.analytics.report import build_report
 from extractor.cli import cli
-from extractor.dev.demo import build_demo_store
+from tests.conftest import demo_copy
 
 CHART_TITLES = (
     "Daily spend",
@@ -26,10 +26,8 @@ CHART_TITLES = (
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("html") / "demo.duckdb"
-    build_demo_store(path, runs=300, jobs=10, seed=3)
-    return path
+def store(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_copy(demo_db, tmp_path_factory.mktemp("html"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import extractor
-from extractor.dev.demo import EXAMPLE_QUERIES, build_demo_store
+from extractor.dev.demo import EXAMPLE_QUERIES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,10 +23,8 @@ def sql_blocks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("readme") / "demo.duckdb"
-    build_demo_store(path, runs=400, jobs=20, seed=3)
-    return path
+def demo_store(demo_db: Path) -> Path:
+    return demo_db
 
 
 def test_readme_has_an_example_for_each_question() -> None:

@@ -179,14 +179,11 @@ def test_coverage_line_names_the_top_reasons_for_unknown():
     )
 
 
-def test_report_says_why_runs_failed_in_every_format(tmp_path: Path) -> None:
+def test_report_says_why_runs_failed_in_every_format(demo_db: Path) -> None:
     from extractor.analytics.connect import connect
     from extractor.analytics.report import build_report, render_json, render_markdown
-    from extractor.dev.demo import build_demo_store
 
-    db = tmp_path / "demo.duckdb"
-    build_demo_store(db, runs=300, jobs=12, seed=3)
-    con = connect(db)
+    con = connect(demo_db)
     try:
         report = build_report(con, days=60)
     finally:
