@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -141,15 +142,17 @@ def extract_into(
             owed = owe_refresh(con)
         outcomes = extract_fleet(workspaces, db, options, max_rps=max_rps, board=board, now=now)
         done = [o.result for o in outcomes if o.result is not None]
-        changed = [(r.workspace_id, run) for r in done for run in r.changed_run_ids]
-        changed += [
-            (o.workspace_id, run) for o in outcomes if o.workspace_id for run in o.written or ()
-        ]
+        # Pairs made as the refresh reads them: it stops once a full rebuild is cheaper.
+        changed = itertools.chain(
+            ((r.workspace_id, run) for r in done for run in r.changed_run_ids),
+            ((o.workspace_id, run) for o in outcomes if o.workspace_id for run in o.written or ()),
+        )
+        wrote = any(o.written for o in outcomes)
         if done:
             # Errors signed by an older signer (SIGNATURE_VERSION changed) are signed again.
             with store.transaction() as con:
                 resign_errors(con)
-        if done or changed or owed:
+        if done or wrote or owed:
             with store.connect() as con:
                 if not ensure_views(con):
                     refresh_materialized(con, None if owed else changed)
